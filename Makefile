@@ -1,0 +1,116 @@
+# relvid: related-video pipeline. Each stage is a binary; each output a Parquet file.
+#
+#   make all                                   synthetic log, no download needed
+#   make all DATA=kuairand RAW=../shared/data/kuairand-lh15
+#   make all DATA=ml-100k  RAW=../shared/data/ml-100k
+#   make test                                  unit and integration tests
+#   make als DATA=kuairand                     one stage (here: every objective's ALS)
+#
+# A change to one objective's settings in data/$(DATA).toml re-runs only the stages that
+# read those settings: relvid-config keeps one stamp file per stage and objective.
+
+DATA     ?= synthetic
+CONFIG   ?= data/$(DATA).toml
+OUT      ?= data/$(DATA)
+RAW      ?=
+ROWS     ?=
+SEED     ?= 42
+THREADS  ?= 0
+SHARED   ?= ../shared/data
+CARGO    ?= cargo
+BIN      := target/release
+
+export RELVID_THREADS := $(THREADS)
+ifneq ($(THREADS),0)
+export POLARS_MAX_THREADS := $(THREADS)
+endif
+
+STAGES  := stage-ingest stage-candidates stage-coordinate stage-als stage-twotower stage-merge
+FLAGS   := --config $(CONFIG) --dir $(OUT) --seed $(SEED)
+STAMPS  := $(OUT)/config
+
+.PHONY: all build ingest candidates coordinate als twotower merge test clean fetch help
+.DELETE_ON_ERROR:
+
+all: $(OUT)/related.parquet
+	@echo "related lists: $(OUT)/related.parquet  weights: $(OUT)/weights.parquet"
+
+help:
+	@sed -n '1,12p' Makefile
+
+# Cargo decides what to rebuild; a binary's mtime only moves when it was really relinked,
+# so outputs re-run after a code change and not otherwise.
+build:
+	$(CARGO) build --release --workspace --bins
+
+$(addprefix $(BIN)/,$(STAGES) relvid-config): build ;
+
+# Stamps: one JSON file per stage with its effective settings, rewritten only on change.
+-include $(STAMPS)/objectives.mk
+
+$(STAMPS)/objectives.mk: $(CONFIG) $(BIN)/relvid-config FORCE
+	@$(BIN)/relvid-config stamps --config $(CONFIG) --out $(STAMPS)
+	@printf 'RAW=%s\nROWS=%s\n' "$(RAW)" "$(ROWS)" > $(STAMPS)/source.new
+	@cmp -s $(STAMPS)/source.new $(STAMPS)/source.txt && rm $(STAMPS)/source.new \
+	  || mv $(STAMPS)/source.new $(STAMPS)/source.txt
+
+$(STAMPS)/%.json $(STAMPS)/source.txt: $(STAMPS)/objectives.mk ;
+
+FORCE:
+
+# 1. Canonical tables. interactions.parquet is renamed into place last, so it marks all three.
+$(OUT)/interactions.parquet: $(BIN)/stage-ingest $(STAMPS)/ingest.json $(STAMPS)/source.txt
+	$(BIN)/stage-ingest $(FLAGS) $(if $(RAW),--raw $(RAW)) $(if $(ROWS),--rows $(ROWS))
+
+# 2. Co-visitation candidates.
+$(OUT)/candidates.parquet: $(OUT)/interactions.parquet $(BIN)/stage-candidates $(STAMPS)/candidates.json
+	$(BIN)/stage-candidates $(FLAGS)
+
+# 3. Coordinating Network: per-row objective probabilities and routing.
+$(OUT)/routing.parquet: $(OUT)/interactions.parquet $(BIN)/stage-coordinate $(STAMPS)/coordinate.json
+	$(BIN)/stage-coordinate $(FLAGS)
+
+# 4. Per objective: ALS (linear) and two-tower (non-linear) similarity of every candidate pair.
+$(OUT)/als_%.parquet: $(OUT)/routing.parquet $(OUT)/candidates.parquet $(BIN)/stage-als $(STAMPS)/als-%.json
+	$(BIN)/stage-als $(FLAGS) --objective $*
+
+$(OUT)/twotower_%.parquet: $(OUT)/routing.parquet $(OUT)/candidates.parquet $(BIN)/stage-twotower $(STAMPS)/twotower-%.json
+	$(BIN)/stage-twotower $(FLAGS) --objective $*
+
+ALS_OUT      := $(foreach o,$(OBJECTIVES),$(OUT)/als_$(o).parquet)
+TWOTOWER_OUT := $(foreach o,$(OBJECTIVES),$(OUT)/twotower_$(o).parquet)
+
+# 5. Merge and rank. related.parquet is renamed into place after weights.parquet.
+$(OUT)/related.parquet: $(ALS_OUT) $(TWOTOWER_OUT) $(BIN)/stage-merge $(STAMPS)/merge.json
+	$(BIN)/stage-merge $(FLAGS)
+
+ingest: $(OUT)/interactions.parquet
+candidates: $(OUT)/candidates.parquet
+coordinate: $(OUT)/routing.parquet
+als: $(ALS_OUT)
+twotower: $(TWOTOWER_OUT)
+merge: $(OUT)/related.parquet
+
+# Unit tests of every crate and the integration tests, which run the stages on slices of
+# the real logs in $(SHARED).
+test:
+	RELVID_SHARED_DATA=$(abspath $(SHARED)) $(CARGO) test --release --workspace
+
+clean:
+	rm -rf $(OUT)
+
+# Downloads the public originals (needs internet access) into data/raw/.
+fetch:
+ifeq ($(DATA),ml-100k)
+	mkdir -p data/raw
+	curl -fL -o data/raw/ml-100k.zip https://files.grouplens.org/datasets/movielens/ml-100k.zip
+	cd data/raw && unzip -o ml-100k.zip
+	@echo "now run: make all DATA=ml-100k RAW=data/raw/ml-100k"
+else ifeq ($(DATA),kuairand)
+	mkdir -p data/raw
+	curl -fL -o data/raw/KuaiRand-Pure.tar.gz https://zenodo.org/records/10439422/files/KuaiRand-Pure.tar.gz
+	cd data/raw && tar xzf KuaiRand-Pure.tar.gz
+	@echo "now run: make all DATA=kuairand RAW=data/raw/KuaiRand-Pure/data"
+else
+	@echo "DATA=$(DATA) needs no download"
+endif

@@ -1,0 +1,70 @@
+//! What every stage binary shares on its command line and in `main`: seed, threads,
+//! verbosity, progress, logging set-up, and printing the summary or the error.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::summary::Summary;
+
+/// Options every stage takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Seed of every random choice the stage makes
+    #[arg(long, default_value_t = 42, value_name = "N")]
+    pub seed: u64,
+
+    /// Worker threads (0 = one per core)
+    #[arg(long, default_value_t = 0, value_name = "N", env = "RELVID_THREADS")]
+    pub threads: usize,
+
+    /// Log more (-v: debug, -vv: trace)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log only warnings and errors; hides progress bars
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Never draw progress bars (a plain log line per step is printed instead)
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl CommonArgs {
+    /// Sets up logging to stderr and the global rayon pool.
+    pub fn init(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => tracing::Level::WARN,
+            (false, 0) => tracing::Level::INFO,
+            (false, 1) => tracing::Level::DEBUG,
+            (false, _) => tracing::Level::TRACE,
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(level)
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
+        if self.quiet || self.no_progress {
+            crate::progress::disable_bars();
+        }
+        // Building the pool fails only when it already exists (tests calling twice).
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(self.threads).build_global();
+    }
+}
+
+/// Runs a stage's body: prints the summary as the last stdout line on success, or
+/// `<stage>: error: <chain>` on stderr and exits 1 on failure.
+pub fn run_stage(stage: &str, body: impl FnOnce() -> anyhow::Result<Summary>) -> ExitCode {
+    match body() {
+        Ok(summary) => {
+            println!("{}", summary.to_line());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{stage}: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
