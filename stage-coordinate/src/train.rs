@@ -1,0 +1,275 @@
+//! Training of the Coordinating Network: shuffled mini-batches of train interactions, log
+//! loss per objective over the rows where that objective has a label, summed over
+//! objectives; early stopping on the same loss over the valid split.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use candle_core::Tensor;
+use common::Interactions;
+use relvid_nn::batches::{n_batches, shuffled};
+use relvid_nn::optim::Adam;
+use relvid_nn::{auc, AdamConfig, EarlyStopping, Verdict};
+use serde::Serialize;
+
+use crate::config::CoordinateSection;
+use crate::model::CoordinateModel;
+
+/// Rows per forward pass when predicting (no gradient, so larger than a training batch).
+pub const PREDICT_CHUNK: usize = 8192;
+
+/// The interactions and labels the network learns from.
+pub struct TrainData<'a> {
+    pub table: &'a Interactions,
+    /// Per objective, per row: 1, 0, or -1 where the label is missing.
+    pub labels: &'a [Vec<i8>],
+    pub train_rows: &'a [u32],
+    pub valid_rows: &'a [u32],
+}
+
+/// Figures of one epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    /// Mean over objectives of the valid AUC of p_k (objectives with both classes only).
+    pub valid_auc: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Figures of the whole training.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub epochs: Vec<EpochReport>,
+    /// The epoch whose weights were kept (lowest valid loss), 1-based.
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    /// Train interactions per second of gradient steps.
+    pub train_rows_per_s: f64,
+}
+
+/// Per-objective sums of the loss and counts of labelled rows, reduced in a fixed order.
+struct LossSums {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+}
+
+impl LossSums {
+    fn new(n: usize) -> LossSums {
+        LossSums {
+            sums: vec![0.0; n],
+            counts: vec![0; n],
+        }
+    }
+
+    /// Sum over objectives of the mean loss over labelled rows.
+    fn total(&self) -> f64 {
+        self.sums
+            .iter()
+            .zip(&self.counts)
+            .filter(|(_, &count)| count > 0)
+            .map(|(sum, &count)| sum / count as f64)
+            .sum()
+    }
+}
+
+/// Trains `model` in place and leaves it holding the weights of its best epoch.
+pub fn train(
+    model: &mut CoordinateModel,
+    data: &TrainData,
+    section: &CoordinateSection,
+    seed: u64,
+) -> Result<TrainReport> {
+    let n_objectives = data.labels.len();
+    let adam_config = AdamConfig::new(section.learning_rate, section.weight_decay);
+    let mut adam = Adam::new(adam_config, model.params().vars())?;
+    let mut stopper = EarlyStopping::new(section.patience);
+    let mut best = model.snapshot()?;
+    let mut epochs = Vec::new();
+    let mut train_seconds = 0.0;
+    let mut train_rows_seen = 0usize;
+
+    let batches_per_epoch = n_batches(data.train_rows.len(), section.batch_size);
+    let bar = common::progress::bar((section.epochs * batches_per_epoch) as u64, "coordinate");
+    let mut stopped_early = false;
+    for epoch in 1..=section.epochs {
+        let started = Instant::now();
+
+        // Gradient steps over a fresh permutation of the train rows.
+        let order = shuffled(data.train_rows.len(), seed, "coordinate-shuffle", epoch);
+        let mut train_sums = LossSums::new(n_objectives);
+        for batch in order.chunks(section.batch_size) {
+            let rows: Vec<u32> = batch.iter().map(|&i| data.train_rows[i as usize]).collect();
+            let (targets, mask, counts) =
+                batch_labels(data.labels, &rows, model.params().device())?;
+            let forward = model.forward(data.table, &rows, true)?;
+            let per_row = relvid_nn::log_loss_with_logits(&forward.logits, &targets)?.mul(&mask)?;
+            let per_objective = per_row.sum(0)?;
+            // Mean over labelled rows per objective, so a rare label weighs as much as a
+            // dense one; an objective without labels in the batch divides 0 by 1.
+            let denominators: Vec<f32> = counts.iter().map(|&c| c.max(1) as f32).collect();
+            let denominators =
+                Tensor::from_vec(denominators, n_objectives, model.params().device())?;
+            let loss = per_objective.div(&denominators)?.sum_all()?;
+            let grads = loss.backward()?;
+            let step = adam.step(&grads)?;
+            model.apply_sparse(&forward, &grads, adam.config(), step)?;
+
+            for (k, value) in per_objective.to_vec1::<f32>()?.into_iter().enumerate() {
+                train_sums.sums[k] += value as f64;
+                train_sums.counts[k] += counts[k];
+            }
+            bar.inc(1);
+        }
+        train_seconds += started.elapsed().as_secs_f64();
+        train_rows_seen += data.train_rows.len();
+        model.check_finite(&format!("epoch {epoch}"))?;
+
+        // Valid loss and AUC with the epoch's weights.
+        let logits = predict_logits(model, data.table, data.valid_rows)?;
+        let (valid_loss, valid_auc) = evaluate(&logits, data.labels, data.valid_rows);
+        let train_loss = train_sums.total();
+        if !train_loss.is_finite() || !valid_loss.is_finite() {
+            bail!(
+                "epoch {epoch}: the loss is not finite (train {train_loss}, valid {valid_loss}); \
+                 lower [coordinate] learning_rate"
+            );
+        }
+        let report = EpochReport {
+            epoch,
+            train_loss,
+            valid_loss,
+            valid_auc,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let auc_text = valid_auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
+        tracing::info!(
+            "epoch {epoch}/{}: train loss {train_loss:.5}, valid loss {valid_loss:.5}, valid AUC {auc_text} ({:.1} s)",
+            section.epochs,
+            report.seconds
+        );
+        bar.set_message(format!(
+            "train {train_loss:.4} valid {valid_loss:.4} AUC {auc_text}"
+        ));
+        epochs.push(report);
+
+        match stopper.observe(epoch, valid_loss) {
+            Verdict::Improved => best = model.snapshot()?,
+            Verdict::Wait => {}
+            Verdict::Stop => {
+                stopped_early = epoch < section.epochs;
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    let (best_epoch, best_loss) = stopper.best().expect("at least one epoch ran");
+    model.restore(&best)?;
+    if stopped_early {
+        tracing::info!("early stop: keeping epoch {best_epoch} (valid loss {best_loss:.5})");
+    }
+    Ok(TrainReport {
+        epochs,
+        best_epoch,
+        stopped_early,
+        train_rows_per_s: train_rows_seen as f64 / train_seconds.max(1e-9),
+    })
+}
+
+/// Targets (0/1), mask (1 where labelled) and labelled counts per objective of a batch.
+fn batch_labels(
+    labels: &[Vec<i8>],
+    rows: &[u32],
+    device: &candle_core::Device,
+) -> Result<(Tensor, Tensor, Vec<u64>)> {
+    let n_objectives = labels.len();
+    let mut targets = Vec::with_capacity(rows.len() * n_objectives);
+    let mut mask = Vec::with_capacity(rows.len() * n_objectives);
+    let mut counts = vec![0u64; n_objectives];
+    for &row in rows {
+        for (k, objective_labels) in labels.iter().enumerate() {
+            let label = objective_labels[row as usize];
+            targets.push(if label == 1 { 1.0f32 } else { 0.0 });
+            mask.push(if label >= 0 { 1.0f32 } else { 0.0 });
+            counts[k] += (label >= 0) as u64;
+        }
+    }
+    let shape = (rows.len(), n_objectives);
+    Ok((
+        Tensor::from_vec(targets, shape, device)?,
+        Tensor::from_vec(mask, shape, device)?,
+        counts,
+    ))
+}
+
+/// Logits of `rows`, row-major `(rows, objectives)`, in chunks without gradients.
+pub fn predict_logits(
+    model: &mut CoordinateModel,
+    table: &Interactions,
+    rows: &[u32],
+) -> Result<Vec<f32>> {
+    let mut logits = Vec::new();
+    for chunk in rows.chunks(PREDICT_CHUNK) {
+        let forward = model.forward(table, chunk, false)?;
+        logits.extend(forward.logits.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(logits)
+}
+
+/// Loss of one logit against a 0/1 label, in the overflow-free form of the training loss.
+pub fn log_loss(logit: f32, positive: bool) -> f64 {
+    let x = logit as f64;
+    let y = if positive { 1.0 } else { 0.0 };
+    x.max(0.0) - x * y + (-x.abs()).exp().ln_1p()
+}
+
+/// Summed per-objective mean loss, and mean per-objective AUC, of row-major logits of `rows`.
+fn evaluate(logits: &[f32], labels: &[Vec<i8>], rows: &[u32]) -> (f64, Option<f64>) {
+    let n_objectives = labels.len();
+    let mut sums = LossSums::new(n_objectives);
+    let mut aucs = Vec::new();
+    for (k, objective_labels) in labels.iter().enumerate() {
+        let mut scores = Vec::new();
+        let mut positives = Vec::new();
+        for (i, &row) in rows.iter().enumerate() {
+            let label = objective_labels[row as usize];
+            if label < 0 {
+                continue;
+            }
+            let logit = logits[i * n_objectives + k];
+            sums.sums[k] += log_loss(logit, label == 1);
+            sums.counts[k] += 1;
+            scores.push(logit);
+            positives.push(label == 1);
+        }
+        aucs.extend(auc(&scores, &positives));
+    }
+    let mean_auc = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
+    (sums.total(), mean_auc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_loss_is_finite_for_huge_logits() {
+        assert!((log_loss(-1000.0, true) - 1000.0).abs() < 1e-9);
+        assert!(log_loss(1000.0, true).abs() < 1e-12);
+        assert!((log_loss(0.0, false) - std::f64::consts::LN_2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn evaluation_skips_missing_labels_and_averages_objectives() {
+        // Two objectives; the second has a missing label on row 1.
+        let labels = vec![vec![1, 0], vec![0, -1]];
+        let logits = [2.0f32, -1.0, -2.0, 5.0];
+        let (loss, auc) = evaluate(&logits, &labels, &[0, 1]);
+        let want = (log_loss(2.0, true) + log_loss(-2.0, false)) / 2.0 + log_loss(-1.0, false);
+        assert!((loss - want).abs() < 1e-12);
+        // Only the first objective has both classes.
+        assert_eq!(auc, Some(1.0));
+    }
+}

@@ -1,0 +1,203 @@
+//! Step 1: reads the candidate pairs and every objective's two similarity files, checking
+//! that each score file has exactly the candidate rows, in the same order.
+//!
+//! Reads `candidates.parquet` (`source_idx`, `source_id`, `candidate_idx`, `candidate_id`),
+//! `als_<obj>.parquet` (`source_idx`, `candidate_idx`, `linear_score` Float32) and
+//! `twotower_<obj>.parquet` (`source_idx`, `candidate_idx`, `nonlinear_score` Float32);
+//! writes nothing.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use arrow::array::{Array, ArrayRef, Float32Array};
+use arrow::datatypes::DataType;
+use common::columns::u32_values;
+use common::schema::{files, CANDIDATE_ID, CANDIDATE_IDX, SOURCE_ID, SOURCE_IDX};
+use common::{Error, Expect, ParquetInput};
+
+/// Column of the ALS similarity.
+pub const LINEAR_SCORE: &str = "linear_score";
+/// Column of the two-tower similarity.
+pub const NONLINEAR_SCORE: &str = "nonlinear_score";
+
+/// The candidate pairs, in file order.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    pub path: PathBuf,
+    pub source_idx: Vec<u32>,
+    pub candidate_idx: Vec<u32>,
+    /// Original ids, as stored (Int64 or Utf8), for `take` on the kept rows.
+    pub source_id: ArrayRef,
+    pub candidate_id: ArrayRef,
+}
+
+impl Candidates {
+    /// Number of candidate pairs.
+    pub fn len(&self) -> usize {
+        self.source_idx.len()
+    }
+
+    /// True when there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.source_idx.is_empty()
+    }
+
+    /// Row ranges of each source, in file order.
+    pub fn groups(&self) -> Vec<std::ops::Range<usize>> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        for row in 1..=self.len() {
+            if row == self.len() || self.source_idx[row] != self.source_idx[start] {
+                groups.push(start..row);
+                start = row;
+            }
+        }
+        groups
+    }
+}
+
+fn id_type() -> Expect {
+    Expect::AnyOf(vec![DataType::Int64, DataType::Utf8])
+}
+
+/// Reads `candidates.parquet`; rows of one source must be contiguous and sources ascending.
+pub fn read_candidates(dir: &Path) -> Result<Candidates> {
+    let path = dir.join(files::CANDIDATES);
+    let input = ParquetInput::open(&path)?;
+    let columns = input.read_columns(&[
+        (SOURCE_IDX, Expect::Exactly(DataType::UInt32)),
+        (SOURCE_ID, id_type()),
+        (CANDIDATE_IDX, Expect::Exactly(DataType::UInt32)),
+        (CANDIDATE_ID, id_type()),
+    ])?;
+    let source_idx = u32_values(&columns[0], &path, SOURCE_IDX)?;
+    let candidate_idx = u32_values(&columns[2], &path, CANDIDATE_IDX)?;
+    if source_idx.is_empty() {
+        return Err(Error::Empty {
+            path,
+            what: "no candidate pairs to merge".into(),
+        }
+        .into());
+    }
+    if let Some(row) = source_idx.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::BadValue {
+            path,
+            column: SOURCE_IDX.into(),
+            row: row as u64 + 1,
+            value: source_idx[row + 1].to_string(),
+            reason: format!(
+                "rows must be sorted by source_idx (previous row has {})",
+                source_idx[row]
+            ),
+        }
+        .into());
+    }
+    for (column, array) in [(SOURCE_ID, &columns[1]), (CANDIDATE_ID, &columns[3])] {
+        if let Some(row) = (0..array.len()).find(|&r| array.is_null(r)) {
+            return Err(Error::BadValue {
+                path,
+                column: column.into(),
+                row: row as u64,
+                value: "null".into(),
+                reason: "ids may not be null".into(),
+            }
+            .into());
+        }
+    }
+    Ok(Candidates {
+        path,
+        source_idx,
+        candidate_idx,
+        source_id: columns[1].clone(),
+        candidate_id: columns[3].clone(),
+    })
+}
+
+/// Reads one score column of a per-objective file after checking, row by row, that its
+/// pairs are the candidate pairs; every score must be finite.
+pub fn read_aligned_scores(
+    path: &Path,
+    score_column: &str,
+    candidates: &Candidates,
+) -> Result<Vec<f32>> {
+    let input = ParquetInput::open(path)?;
+    if input.n_rows() != candidates.len() as u64 {
+        anyhow::bail!(
+            "{} has {} rows but {} has {}: both must hold one row per candidate pair",
+            path.display(),
+            input.n_rows(),
+            candidates.path.display(),
+            candidates.len()
+        );
+    }
+    let columns = [
+        (SOURCE_IDX, Expect::Exactly(DataType::UInt32)),
+        (CANDIDATE_IDX, Expect::Exactly(DataType::UInt32)),
+        (score_column, Expect::Exactly(DataType::Float32)),
+    ];
+    let mut scores = Vec::with_capacity(candidates.len());
+    for batch in input.batches(&columns)? {
+        let batch = batch?;
+        let offset = scores.len();
+        let sources = u32_values(batch.column(0), path, SOURCE_IDX)?;
+        let pairs = u32_values(batch.column(1), path, CANDIDATE_IDX)?;
+        let end = offset + sources.len();
+        if end > candidates.len() {
+            anyhow::bail!("{} holds more rows than its footer says", path.display());
+        }
+        let expected_sources = &candidates.source_idx[offset..end];
+        let expected_pairs = &candidates.candidate_idx[offset..end];
+        if let Some(i) = (0..sources.len())
+            .find(|&i| sources[i] != expected_sources[i] || pairs[i] != expected_pairs[i])
+        {
+            anyhow::bail!(
+                "row {}: {} has pair (source_idx {}, candidate_idx {}) but {} has (source_idx {}, \
+                 candidate_idx {}); re-run the stage that wrote {} after stage-candidates",
+                offset + i,
+                path.display(),
+                sources[i],
+                pairs[i],
+                candidates.path.display(),
+                expected_sources[i],
+                expected_pairs[i],
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+        }
+        let values = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .context("score column type was checked as Float32")?;
+        for i in 0..values.len() {
+            let value = if values.is_null(i) {
+                f32::NAN
+            } else {
+                values.value(i)
+            };
+            if !value.is_finite() {
+                return Err(Error::BadValue {
+                    path: path.to_path_buf(),
+                    column: score_column.into(),
+                    row: (offset + i) as u64,
+                    value: if values.is_null(i) {
+                        "null".into()
+                    } else {
+                        value.to_string()
+                    },
+                    reason: "scores must be finite numbers".into(),
+                }
+                .into());
+            }
+            scores.push(value);
+        }
+    }
+    Ok(scores)
+}
+
+/// File names of one objective's two similarity files.
+pub fn score_files(dir: &Path, objective: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("als_{objective}.parquet")),
+        dir.join(format!("twotower_{objective}.parquet")),
+    )
+}

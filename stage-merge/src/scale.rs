@@ -1,0 +1,93 @@
+//! Step 2: puts each model's scores on one scale, their empirical CDF over all pairs.
+//!
+//! Reads one score column (one objective, one model); writes nothing. The ALS cosine and
+//! the two-tower cosine of an objective are different quantities: the first comes from
+//! factors fitted to a weighted co-occurrence matrix and typically crowds near 1 for
+//! co-watched pairs, the second from embeddings trained with a softmax temperature, whose
+//! spread depends on training. Taking the larger raw cosine would let whichever model is
+//! more spread out decide almost every pair. Mapped to its percentile among all candidate
+//! pairs, each model's score becomes uniform on [0, 1], so "max" means "the pair is high
+//! in either model's ranking", and the objectives can be weighted against each other.
+
+use std::cmp::Ordering;
+
+use rayon::prelude::*;
+
+/// Each value's mid-rank empirical CDF in [0, 1]: (r - 1) / (n - 1) with r the average
+/// 1-based rank of the value's ties, so the lowest distinct value maps to 0 when alone, the
+/// highest to 1, and equal values share one number. A single value maps to 0.5.
+pub fn empirical_cdf(values: &[f32]) -> Vec<f32> {
+    let n = values.len();
+    if n <= 1 {
+        return vec![0.5; n];
+    }
+    // -0.0 and 0.0 are one value here; `total_cmp` alone would rank them apart.
+    let canonical = |v: f32| v + 0.0;
+    let mut sorted: Vec<f32> = values.iter().map(|&v| canonical(v)).collect();
+    sorted.par_sort_unstable_by(f32::total_cmp);
+
+    let last = (n - 1) as f64;
+    values
+        .par_iter()
+        .map(|&v| {
+            let v = canonical(v);
+            let below = sorted.partition_point(|x| x.total_cmp(&v) == Ordering::Less);
+            let up_to = sorted.partition_point(|x| x.total_cmp(&v) != Ordering::Greater);
+            // 0-based mid-rank of the tie group [below, up_to).
+            let mid = (below + up_to - 1) as f64 / 2.0;
+            (mid / last) as f32
+        })
+        .collect()
+}
+
+/// s_k of every pair: the larger of the two models' CDF values.
+pub fn combine_max(linear_cdf: &[f32], nonlinear_cdf: &[f32]) -> Vec<f32> {
+    linear_cdf
+        .iter()
+        .zip(nonlinear_cdf)
+        .map(|(a, b)| a.max(*b))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_values_map_to_evenly_spaced_ranks() {
+        assert_eq!(empirical_cdf(&[0.3, -1.0, 2.0]), vec![0.5, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn ties_share_their_mid_rank() {
+        // Sorted: 1, 2, 2, 2, 5 -> ranks 0, 1..3 (mid 2), 4, over n - 1 = 4.
+        let cdf = empirical_cdf(&[2.0, 5.0, 2.0, 1.0, 2.0]);
+        assert_eq!(cdf, vec![0.5, 1.0, 0.5, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn negative_zero_ties_with_zero() {
+        let cdf = empirical_cdf(&[0.0, -0.0, 1.0]);
+        assert_eq!(cdf[0], cdf[1]);
+        assert_eq!(cdf[0], 0.25);
+    }
+
+    #[test]
+    fn all_equal_and_single_values_map_to_one_half() {
+        assert_eq!(empirical_cdf(&[0.7; 4]), vec![0.5; 4]);
+        assert_eq!(empirical_cdf(&[3.0]), vec![0.5]);
+        assert!(empirical_cdf(&[]).is_empty());
+    }
+
+    #[test]
+    fn cdf_is_invariant_to_monotone_rescaling() {
+        let raw = [0.91f32, 0.95, 0.99, 0.93, 0.97];
+        let squashed: Vec<f32> = raw.iter().map(|x| (x - 0.9) * 0.01).collect();
+        assert_eq!(empirical_cdf(&raw), empirical_cdf(&squashed));
+    }
+
+    #[test]
+    fn combine_takes_the_larger_percentile() {
+        assert_eq!(combine_max(&[0.1, 0.9], &[0.5, 0.2]), vec![0.5, 0.9]);
+    }
+}
