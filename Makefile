@@ -54,7 +54,8 @@ $(STAMPS)/objectives.mk: $(CONFIG) $(BIN)/relvid-config FORCE
 	@cmp -s $(STAMPS)/source.new $(STAMPS)/source.txt && rm $(STAMPS)/source.new \
 	  || mv $(STAMPS)/source.new $(STAMPS)/source.txt
 
-$(STAMPS)/%.json $(STAMPS)/source.txt: $(STAMPS)/objectives.mk ;
+$(STAMPS)/%.json: $(STAMPS)/objectives.mk ;
+$(STAMPS)/source.txt: $(STAMPS)/objectives.mk ;
 
 FORCE:
 
