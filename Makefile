@@ -18,7 +18,14 @@ SEED     ?= 42
 THREADS  ?= 0
 SHARED   ?= ../shared/data
 CARGO    ?= cargo
+DEVICE   ?= cpu
 BIN      := target/release
+
+# DEVICE=cuda builds the two neural stages on candle's CUDA backend (needs the CUDA toolkit).
+CARGO_FLAGS := --release --workspace --bins
+ifeq ($(DEVICE),cuda)
+CARGO_FLAGS += --features relvid-stage-coordinate/cuda,relvid-stage-twotower/cuda
+endif
 
 export RELVID_THREADS := $(THREADS)
 ifneq ($(THREADS),0)
@@ -41,7 +48,7 @@ help:
 # Cargo decides what to rebuild; a binary's mtime only moves when it was really relinked,
 # so outputs re-run after a code change and not otherwise.
 build:
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build $(CARGO_FLAGS)
 
 $(addprefix $(BIN)/,$(STAGES) relvid-config): build ;
 
@@ -69,14 +76,14 @@ $(OUT)/candidates.parquet: $(OUT)/interactions.parquet $(BIN)/stage-candidates $
 
 # 3. Coordinating Network: per-row objective probabilities and routing.
 $(OUT)/routing.parquet: $(OUT)/interactions.parquet $(BIN)/stage-coordinate $(STAMPS)/coordinate.json
-	$(BIN)/stage-coordinate $(FLAGS)
+	$(BIN)/stage-coordinate $(FLAGS) --device $(DEVICE)
 
 # 4. Per objective: ALS (linear) and two-tower (non-linear) similarity of every candidate pair.
 $(OUT)/als_%.parquet: $(OUT)/routing.parquet $(OUT)/candidates.parquet $(BIN)/stage-als $(STAMPS)/als-%.json
 	$(BIN)/stage-als $(FLAGS) --objective $*
 
 $(OUT)/twotower_%.parquet: $(OUT)/routing.parquet $(OUT)/candidates.parquet $(BIN)/stage-twotower $(STAMPS)/twotower-%.json
-	$(BIN)/stage-twotower $(FLAGS) --objective $*
+	$(BIN)/stage-twotower $(FLAGS) --objective $* --device $(DEVICE)
 
 ALS_OUT      := $(foreach o,$(OBJECTIVES),$(OUT)/als_$(o).parquet)
 TWOTOWER_OUT := $(foreach o,$(OBJECTIVES),$(OUT)/twotower_$(o).parquet)
