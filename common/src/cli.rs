@@ -50,7 +50,9 @@ impl CommonArgs {
             crate::progress::disable_bars();
         }
         // Building the pool fails only when it already exists (tests calling twice).
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(self.threads).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build_global();
     }
 }
 

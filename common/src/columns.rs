@@ -69,8 +69,14 @@ pub fn timestamp_ms_values(array: &ArrayRef, path: &Path, column: &str) -> Resul
 pub fn f32_values_nan_null(array: &ArrayRef, path: &Path, column: &str) -> Result<Vec<f32>, Error> {
     let as_float = cast(array, &DataType::Float32)
         .map_err(|_| type_error(path, column, "a numeric or Boolean type", array.data_type()))?;
-    let typed = as_float.as_any().downcast_ref::<Float32Array>().expect("cast to Float32");
-    Ok(typed.iter().map(|value| value.unwrap_or(f32::NAN)).collect())
+    let typed = as_float
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .expect("cast to Float32");
+    Ok(typed
+        .iter()
+        .map(|value| value.unwrap_or(f32::NAN))
+        .collect())
 }
 
 /// A non-null Utf8 column as owned strings.
@@ -81,7 +87,10 @@ pub fn string_values(array: &ArrayRef, path: &Path, column: &str) -> Result<Vec<
     if let Some(row) = first_null(typed) {
         return Err(null_error(path, column, row));
     }
-    Ok(typed.iter().map(|value| value.unwrap_or_default().to_string()).collect())
+    Ok(typed
+        .iter()
+        .map(|value| value.unwrap_or_default().to_string())
+        .collect())
 }
 
 /// UInt32 array from values.
@@ -97,7 +106,10 @@ pub fn f32_array(values: Vec<f32>) -> ArrayRef {
 /// Float32 array with nulls where the value is NaN.
 pub fn f32_array_nan_null(values: &[f32]) -> ArrayRef {
     std::sync::Arc::new(
-        values.iter().map(|v| if v.is_nan() { None } else { Some(*v) }).collect::<Float32Array>(),
+        values
+            .iter()
+            .map(|v| if v.is_nan() { None } else { Some(*v) })
+            .collect::<Float32Array>(),
     )
 }
 

@@ -89,14 +89,19 @@ impl LabelRule {
                     "==" => CompareOp::Eq,
                     _ => return Err(bad("the operator must be one of > >= < <= ==")),
                 };
-                let threshold: f32 =
-                    number.parse().map_err(|_| bad("the right-hand side must be a number"))?;
+                let threshold: f32 = number
+                    .parse()
+                    .map_err(|_| bad("the right-hand side must be a number"))?;
                 if !threshold.is_finite() {
                     return Err(bad("the right-hand side must be finite"));
                 }
                 (*signal, op, threshold)
             }
-            _ => return Err(bad("write \"signal\" or \"signal OP number\", e.g. \"rating >= 4\"")),
+            _ => {
+                return Err(bad(
+                    "write \"signal\" or \"signal OP number\", e.g. \"rating >= 4\"",
+                ))
+            }
         };
         if !is_signal(signal) {
             return Err(bad(&format!(
@@ -105,7 +110,11 @@ impl LabelRule {
                 crate::schema::NUMERIC_SIGNALS.join(", ")
             )));
         }
-        Ok(LabelRule { signal: signal.to_string(), op, threshold })
+        Ok(LabelRule {
+            signal: signal.to_string(),
+            op,
+            threshold,
+        })
     }
 
     /// The label of one signal value; `None` when the value is missing (NaN).
@@ -155,8 +164,16 @@ pub struct PipelineConfig {
 }
 
 /// Top-level sections a configuration may hold; anything else is a typo.
-const KNOWN_SECTIONS: &[&str] =
-    &["dataset", "split", "candidates", "coordinate", "als", "twotower", "merge", "objective"];
+const KNOWN_SECTIONS: &[&str] = &[
+    "dataset",
+    "split",
+    "candidates",
+    "coordinate",
+    "als",
+    "twotower",
+    "merge",
+    "objective",
+];
 
 /// Per-objective override tables a `[[objective]]` entry may hold.
 const OBJECTIVE_OVERRIDES: &[&str] = &["als", "twotower"];
@@ -174,7 +191,10 @@ impl PipelineConfig {
         let raw: toml::Table = toml::from_str(text)?;
         for key in raw.keys() {
             if !KNOWN_SECTIONS.contains(&key.as_str()) {
-                bail!("unknown section [{key}]; known: {}", KNOWN_SECTIONS.join(", "));
+                bail!(
+                    "unknown section [{key}]; known: {}",
+                    KNOWN_SECTIONS.join(", ")
+                );
             }
         }
 
@@ -202,14 +222,25 @@ impl PipelineConfig {
             }
         }
 
-        Ok(PipelineConfig { path: path.to_path_buf(), dataset, objectives, raw })
+        Ok(PipelineConfig {
+            path: path.to_path_buf(),
+            dataset,
+            objectives,
+            raw,
+        })
     }
 
     /// A stage's section (`[candidates]`, `[als]`...), typed by the stage; absent means
     /// all defaults.
     pub fn section<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-        let table = self.raw.get(name).cloned().unwrap_or(toml::Value::Table(toml::Table::new()));
-        table.try_into().with_context(|| format!("in [{name}] of {}", self.path.display()))
+        let table = self
+            .raw
+            .get(name)
+            .cloned()
+            .unwrap_or(toml::Value::Table(toml::Table::new()));
+        table
+            .try_into()
+            .with_context(|| format!("in [{name}] of {}", self.path.display()))
     }
 
     /// A stage's section for one objective: the global section with that objective's
@@ -229,19 +260,25 @@ impl PipelineConfig {
             }
         }
         toml::Value::Table(table).try_into().with_context(|| {
-            format!("in [{name}] for objective \"{objective}\" of {}", self.path.display())
+            format!(
+                "in [{name}] for objective \"{objective}\" of {}",
+                self.path.display()
+            )
         })
     }
 
     /// The objective of that name, or an error that lists the configured ones.
     pub fn objective(&self, name: &str) -> Result<&Objective> {
-        self.objectives.iter().find(|o| o.name == name).with_context(|| {
-            format!(
-                "unknown objective \"{name}\" in {}; configured: {}",
-                self.path.display(),
-                self.objective_names().join(", ")
-            )
-        })
+        self.objectives
+            .iter()
+            .find(|o| o.name == name)
+            .with_context(|| {
+                format!(
+                    "unknown objective \"{name}\" in {}; configured: {}",
+                    self.path.display(),
+                    self.objective_names().join(", ")
+                )
+            })
     }
 
     pub fn objective_names(&self) -> Vec<&str> {
@@ -249,9 +286,12 @@ impl PipelineConfig {
     }
 
     fn objective_raw(&self, name: &str) -> Option<&toml::Table> {
-        self.raw.get("objective")?.as_array()?.iter().filter_map(|v| v.as_table()).find(|t| {
-            t.get("name").and_then(|n| n.as_str()) == Some(name)
-        })
+        self.raw
+            .get("objective")?
+            .as_array()?
+            .iter()
+            .filter_map(|v| v.as_table())
+            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
     }
 
     /// The raw text of one section (with an objective's overrides, if given) as canonical
@@ -259,7 +299,11 @@ impl PipelineConfig {
     pub fn section_fingerprint(&self, name: &str, objective: Option<&str>) -> Result<String> {
         let value: toml::Value = match objective {
             Some(objective) => self.objective_section(name, objective)?,
-            None => self.raw.get(name).cloned().unwrap_or(toml::Value::Table(Default::default())),
+            None => self
+                .raw
+                .get(name)
+                .cloned()
+                .unwrap_or(toml::Value::Table(Default::default())),
         };
         Ok(serde_json::to_string_pretty(&value)?)
     }
@@ -283,7 +327,10 @@ fn parse_objective(entry: &toml::Value) -> Result<Objective> {
     let raw: RawObjective = toml::Value::Table(plain).try_into()?;
 
     let name_ok = !raw.name.is_empty()
-        && raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !name_ok {
         return Err(param_error("name", &raw.name, "use lowercase letters, digits and _").into());
     }
@@ -343,9 +390,18 @@ mod tests {
 
     #[test]
     fn label_rule_rejects_unknown_signal_and_operator() {
-        assert!(LabelRule::parse("clicks").unwrap_err().to_string().contains("unknown signal"));
-        assert!(LabelRule::parse("rating => 4").unwrap_err().to_string().contains("operator"));
-        assert!(LabelRule::parse("rating >= x").unwrap_err().to_string().contains("number"));
+        assert!(LabelRule::parse("clicks")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown signal"));
+        assert!(LabelRule::parse("rating => 4")
+            .unwrap_err()
+            .to_string()
+            .contains("operator"));
+        assert!(LabelRule::parse("rating >= x")
+            .unwrap_err()
+            .to_string()
+            .contains("number"));
     }
 
     #[test]
@@ -360,13 +416,22 @@ mod tests {
     #[test]
     fn rejects_unknown_section_duplicate_objective_and_bad_threshold() {
         let typo = SAMPLE.replace("[als]", "[alss]");
-        assert!(format!("{:#}", PipelineConfig::parse(&typo, Path::new("t")).unwrap_err())
-            .contains("unknown section [alss]"));
+        assert!(format!(
+            "{:#}",
+            PipelineConfig::parse(&typo, Path::new("t")).unwrap_err()
+        )
+        .contains("unknown section [alss]"));
         let twice = SAMPLE.replace("name = \"good\"", "name = \"like\"");
-        assert!(format!("{:#}", PipelineConfig::parse(&twice, Path::new("t")).unwrap_err())
-            .contains("named twice"));
+        assert!(format!(
+            "{:#}",
+            PipelineConfig::parse(&twice, Path::new("t")).unwrap_err()
+        )
+        .contains("named twice"));
         let bad = SAMPLE.replace("threshold = 0.3", "threshold = 1.5");
-        assert!(format!("{:#}", PipelineConfig::parse(&bad, Path::new("t")).unwrap_err())
-            .contains("[0, 1]"));
+        assert!(format!(
+            "{:#}",
+            PipelineConfig::parse(&bad, Path::new("t")).unwrap_err()
+        )
+        .contains("[0, 1]"));
     }
 }

@@ -52,14 +52,20 @@ impl EntityFeatures {
             .map(|f| f.name().clone())
             .filter(|name| !skip.contains(&name.as_str()))
             .collect();
-        let mut features = EntityFeatures { n_rows: input.n_rows() as usize, ..Default::default() };
+        let mut features = EntityFeatures {
+            n_rows: input.n_rows() as usize,
+            ..Default::default()
+        };
         for name in &names {
             let data_type = input.schema().field_with_name(name)?.data_type().clone();
             let expect = Expect::Exactly(data_type.clone());
             let array = input.read_columns(&[(name.as_str(), expect)])?.remove(0);
             if data_type.is_numeric() {
                 let values = f32_values_nan_null(&array, path, name)?;
-                features.numeric.push(NumericFeature { name: name.clone(), values: standardise(values) });
+                features.numeric.push(NumericFeature {
+                    name: name.clone(),
+                    values: standardise(values),
+                });
             } else {
                 features.categorical.push(categorical(name, &array)?);
             }
@@ -75,7 +81,10 @@ impl EntityFeatures {
 
 fn categorical(name: &str, array: &ArrayRef) -> Result<CategoricalFeature> {
     let text = cast(array, &DataType::Utf8)?;
-    let text = text.as_any().downcast_ref::<arrow::array::StringArray>().expect("Utf8");
+    let text = text
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .expect("Utf8");
     let mut distinct: BTreeMap<&str, u32> = BTreeMap::new();
     for value in text.iter().flatten() {
         distinct.insert(value, 0);
@@ -84,7 +93,13 @@ fn categorical(name: &str, array: &ArrayRef) -> Result<CategoricalFeature> {
         *slot = code as u32 + 1;
     }
     let codes = (0..text.len())
-        .map(|row| if text.is_null(row) { 0 } else { distinct[text.value(row)] })
+        .map(|row| {
+            if text.is_null(row) {
+                0
+            } else {
+                distinct[text.value(row)]
+            }
+        })
         .collect();
     Ok(CategoricalFeature {
         name: name.to_string(),
@@ -94,7 +109,11 @@ fn categorical(name: &str, array: &ArrayRef) -> Result<CategoricalFeature> {
 }
 
 fn standardise(mut values: Vec<f32>) -> Vec<f32> {
-    let present: Vec<f64> = values.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
+    let present: Vec<f64> = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v as f64)
+        .collect();
     if present.is_empty() {
         return vec![0.0; values.len()];
     }
@@ -102,10 +121,18 @@ fn standardise(mut values: Vec<f32>) -> Vec<f32> {
     let transform = |v: f64| if log_scale { v.ln_1p() } else { v };
     let n = present.len() as f64;
     let mean = present.iter().map(|&v| transform(v)).sum::<f64>() / n;
-    let var = present.iter().map(|&v| (transform(v) - mean).powi(2)).sum::<f64>() / n;
+    let var = present
+        .iter()
+        .map(|&v| (transform(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let std = if var > 1e-12 { var.sqrt() } else { 1.0 };
     for value in values.iter_mut() {
-        *value = if value.is_finite() { ((transform(*value as f64) - mean) / std) as f32 } else { 0.0 };
+        *value = if value.is_finite() {
+            ((transform(*value as f64) - mean) / std) as f32
+        } else {
+            0.0
+        };
     }
     values
 }

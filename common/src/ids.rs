@@ -51,9 +51,9 @@ impl IdColumn {
     /// The ids of the given dense indices, as an Arrow array of the id type.
     pub fn take(&self, indices: &[u32]) -> ArrayRef {
         match self {
-            IdColumn::Int64(ids) => {
-                Arc::new(Int64Array::from_iter_values(indices.iter().map(|&i| ids[i as usize])))
-            }
+            IdColumn::Int64(ids) => Arc::new(Int64Array::from_iter_values(
+                indices.iter().map(|&i| ids[i as usize]),
+            )),
             IdColumn::Utf8(ids) => Arc::new(StringArray::from_iter_values(
                 indices.iter().map(|&i| ids[i as usize].as_str()),
             )),
@@ -72,10 +72,16 @@ impl IdColumn {
     /// column is exactly 0..n in order.
     pub fn read(input: &ParquetInput, idx_column: &str, id_column: &str) -> Result<IdColumn> {
         let id_types = Expect::AnyOf(vec![DataType::Int64, DataType::Utf8]);
-        let columns = input
-            .read_columns(&[(idx_column, Expect::Exactly(DataType::UInt32)), (id_column, id_types)])?;
+        let columns = input.read_columns(&[
+            (idx_column, Expect::Exactly(DataType::UInt32)),
+            (id_column, id_types),
+        ])?;
         let indices = crate::columns::u32_values(&columns[0], input.path(), idx_column)?;
-        if let Some(row) = indices.iter().enumerate().position(|(row, &idx)| idx as usize != row) {
+        if let Some(row) = indices
+            .iter()
+            .enumerate()
+            .position(|(row, &idx)| idx as usize != row)
+        {
             return Err(Error::BadValue {
                 path: input.path().to_path_buf(),
                 column: idx_column.to_string(),
@@ -99,7 +105,11 @@ impl IdColumn {
         }
         Ok(match ids.data_type() {
             DataType::Int64 => IdColumn::Int64(
-                ids.as_any().downcast_ref::<Int64Array>().expect("Int64").values().to_vec(),
+                ids.as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("Int64")
+                    .values()
+                    .to_vec(),
             ),
             _ => IdColumn::Utf8(crate::columns::string_values(ids, input.path(), id_column)?),
         })

@@ -52,7 +52,12 @@ impl Interactions {
             columns.push((signal, Expect::Numeric));
         }
 
-        let mut table = Interactions { path: path.clone(), n_users, n_videos, ..Default::default() };
+        let mut table = Interactions {
+            path: path.clone(),
+            n_users,
+            n_videos,
+            ..Default::default()
+        };
         let n_rows = input.n_rows() as usize;
         table.user_idx.reserve(n_rows);
         table.video_idx.reserve(n_rows);
@@ -67,8 +72,13 @@ impl Interactions {
             check_indices(&videos, n_videos, &path, VIDEO_IDX, offset, files::VIDEOS)?;
             table.user_idx.extend(users);
             table.video_idx.extend(videos);
-            table.ts_ms.extend(timestamp_ms_values(batch.column(2), &path, TS)?);
-            for (row, text) in string_values(batch.column(3), &path, SPLIT)?.iter().enumerate() {
+            table
+                .ts_ms
+                .extend(timestamp_ms_values(batch.column(2), &path, TS)?);
+            for (row, text) in string_values(batch.column(3), &path, SPLIT)?
+                .iter()
+                .enumerate()
+            {
                 let split = Split::parse(text).ok_or_else(|| Error::BadValue {
                     path: path.clone(),
                     column: SPLIT.to_string(),
@@ -80,7 +90,11 @@ impl Interactions {
             }
             for (i, signal) in signals.iter().enumerate() {
                 let values = f32_values_nan_null(batch.column(4 + i), &path, signal)?;
-                table.signals.entry(signal.to_string()).or_default().extend(values);
+                table
+                    .signals
+                    .entry(signal.to_string())
+                    .or_default()
+                    .extend(values);
             }
         }
         Ok(table)

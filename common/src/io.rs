@@ -80,9 +80,11 @@ impl Expect {
     fn describe(&self) -> String {
         match self {
             Expect::Exactly(expected) => expected.to_string(),
-            Expect::AnyOf(options) => {
-                options.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or ")
-            }
+            Expect::AnyOf(options) => options
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" or "),
             Expect::Numeric => "a numeric or Boolean type".to_string(),
         }
     }
@@ -145,17 +147,20 @@ impl ParquetInput {
 
     /// Checks that `name` exists with an accepted type; returns its data type.
     pub fn check_column(&self, name: &str, expect: &Expect) -> Result<DataType, Error> {
-        let field = self.file_schema.field_with_name(name).map_err(|_| Error::MissingColumn {
-            path: self.path.clone(),
-            column: name.to_string(),
-            available: self
-                .file_schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+        let field = self
+            .file_schema
+            .field_with_name(name)
+            .map_err(|_| Error::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+                available: self
+                    .file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         if !expect.accepts(field.data_type()) {
             return Err(Error::ColumnType {
                 path: self.path.clone(),
@@ -179,8 +184,8 @@ impl ParquetInput {
             self.check_column(name, expect)?;
         }
 
-        let file = File::open(&self.path)
-            .with_context(|| format!("opening {}", self.path.display()))?;
+        let file =
+            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .with_context(|| format!("{}: not a readable Parquet file", self.path.display()))?;
         let root_indices: Vec<usize> = columns
@@ -202,7 +207,11 @@ impl ParquetInput {
             let schema = batch.schema();
             let arrays: Vec<ArrayRef> = wanted
                 .iter()
-                .map(|name| batch.column(schema.index_of(name).expect("projected")).clone())
+                .map(|name| {
+                    batch
+                        .column(schema.index_of(name).expect("projected"))
+                        .clone()
+                })
                 .collect();
             let fields: Vec<Field> = wanted
                 .iter()
@@ -299,7 +308,11 @@ impl AtomicParquetWriter {
             .close()
             .with_context(|| format!("closing {}", self.temp_path.display()))?;
         std::fs::rename(&self.temp_path, &self.final_path).with_context(|| {
-            format!("renaming {} to {}", self.temp_path.display(), self.final_path.display())
+            format!(
+                "renaming {} to {}",
+                self.temp_path.display(),
+                self.final_path.display()
+            )
         })?;
         Ok(self.n_rows)
     }

@@ -28,5 +28,10 @@ pub use summary::Summary;
 
 /// Builds the metadata a stage writes into its Parquet outputs.
 pub fn stage_meta(stage: &str, version: &str, seed: u64, config: serde_json::Value) -> StageMeta {
-    StageMeta { stage: stage.to_string(), version: version.to_string(), seed, config }
+    StageMeta {
+        stage: stage.to_string(),
+        version: version.to_string(),
+        seed,
+        config,
+    }
 }

@@ -26,8 +26,15 @@ pub const CANDIDATE_ID: &str = "candidate_id";
 
 /// Feedback signals an interaction may carry. Booleans are stored as Boolean, quantities
 /// as Float32; every signal is nullable because no source has all of them.
-pub const BOOL_SIGNALS: &[&str] =
-    &["click", "long_view", "like", "comment", "forward", "follow", "dislike"];
+pub const BOOL_SIGNALS: &[&str] = &[
+    "click",
+    "long_view",
+    "like",
+    "comment",
+    "forward",
+    "follow",
+    "dislike",
+];
 pub const NUMERIC_SIGNALS: &[&str] = &["play_time_ms", "duration_ms", "rating"];
 
 /// True when `name` is one of the feedback signals of the contract.

@@ -14,7 +14,10 @@ pub struct FileRows {
 
 impl FileRows {
     pub fn new(path: &Path, rows: u64) -> FileRows {
-        FileRows { path: path.display().to_string(), rows }
+        FileRows {
+            path: path.display().to_string(),
+            rows,
+        }
     }
 }
 

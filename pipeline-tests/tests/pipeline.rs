@@ -16,7 +16,10 @@ use common::{Expect, ParquetInput};
 /// The stage binaries sit next to the test's own `deps/` folder.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 fn shared_data() -> Option<PathBuf> {
@@ -25,7 +28,10 @@ fn shared_data() -> Option<PathBuf> {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Runs one stage and returns its JSON summary (the last stdout line).
@@ -37,9 +43,16 @@ fn run_stage(stage: &str, args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot start {stage}: {e} (is it built?)"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stage} {args:?} failed:\n{stderr}");
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("{stage} printed no summary"));
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{stage} summary is not JSON ({e}): {last}"))
+    assert!(
+        output.status.success(),
+        "{stage} {args:?} failed:\n{stderr}"
+    );
+    let last = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("{stage} printed no summary"));
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("{stage} summary is not JSON ({e}): {last}"))
 }
 
 /// Keeps the header and the rows of every fourth user (by id) of the shared log.
@@ -47,10 +60,17 @@ fn write_slice(log: &Path, out: &Path) -> usize {
     let text = std::fs::read_to_string(log).expect("read shared KuaiRand log");
     let mut lines = text.lines();
     let header = lines.next().expect("header");
-    let user_column = header.split('\t').position(|c| c == "user_id").expect("user_id column");
+    let user_column = header
+        .split('\t')
+        .position(|c| c == "user_id")
+        .expect("user_id column");
     let mut kept = vec![header.to_string()];
     for line in lines {
-        let user: u64 = line.split('\t').nth(user_column).and_then(|v| v.parse().ok()).expect("user id");
+        let user: u64 = line
+            .split('\t')
+            .nth(user_column)
+            .and_then(|v| v.parse().ok())
+            .expect("user id");
         if user % 4 == 0 {
             kept.push(line.to_string());
         }
@@ -64,8 +84,14 @@ fn run_pipeline(config: &Path, dir: &Path, raw: &Path, objectives: &[String]) {
     let config = config.to_str().unwrap();
     let dir_text = dir.to_str().unwrap();
     let base = ["--config", config, "--dir", dir_text];
-    let ingest = run_stage("stage-ingest", &[&base[..], &["--raw", raw.to_str().unwrap()]].concat());
-    assert!(ingest["outputs"].as_array().is_some_and(|o| !o.is_empty()), "{ingest}");
+    let ingest = run_stage(
+        "stage-ingest",
+        &[&base[..], &["--raw", raw.to_str().unwrap()]].concat(),
+    );
+    assert!(
+        ingest["outputs"].as_array().is_some_and(|o| !o.is_empty()),
+        "{ingest}"
+    );
     run_stage("stage-candidates", &base);
     run_stage("stage-coordinate", &base);
     for objective in objectives {
@@ -90,14 +116,21 @@ fn parquet_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
-        .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&path).unwrap(),
+            )
+        })
         .collect()
 }
 
 #[test]
 fn kuairand_slice_gives_related_lists_and_reproduces_them() {
     let Some(shared) = shared_data() else {
-        eprintln!("skipped: set RELVID_SHARED_DATA to the folder holding kuairand-lh15/ (make test does)");
+        eprintln!(
+            "skipped: set RELVID_SHARED_DATA to the folder holding kuairand-lh15/ (make test does)"
+        );
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -118,9 +151,15 @@ fn kuairand_slice_gives_related_lists_and_reproduces_them() {
     std::fs::remove_dir_all(&dir).unwrap();
     run_pipeline(&config, &dir, &raw, &objectives);
     let second = parquet_files(&dir);
-    assert_eq!(first.keys().collect::<Vec<_>>(), second.keys().collect::<Vec<_>>());
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
     for (name, bytes) in &first {
-        assert!(bytes == &second[name], "{name} differs between two runs with the same seed");
+        assert!(
+            bytes == &second[name],
+            "{name} differs between two runs with the same seed"
+        );
     }
 }
 
@@ -134,9 +173,15 @@ fn check_related(dir: &Path, raw: &Path, objectives: &[String]) {
     ];
     for objective in objectives {
         columns.push((format!("s_{objective}"), Expect::Exactly(DataType::Float32)));
-        columns.push((format!("contrib_{objective}"), Expect::Exactly(DataType::Float32)));
+        columns.push((
+            format!("contrib_{objective}"),
+            Expect::Exactly(DataType::Float32),
+        ));
     }
-    let refs: Vec<(&str, Expect)> = columns.iter().map(|(n, e)| (n.as_str(), e.clone())).collect();
+    let refs: Vec<(&str, Expect)> = columns
+        .iter()
+        .map(|(n, e)| (n.as_str(), e.clone()))
+        .collect();
     let arrays = related.read_columns(&refs).unwrap();
     let sources = arrays[0].as_any().downcast_ref::<Int64Array>().unwrap();
     let ranks = arrays[1].as_any().downcast_ref::<UInt32Array>().unwrap();
@@ -148,15 +193,28 @@ fn check_related(dir: &Path, raw: &Path, objectives: &[String]) {
     let text = std::fs::read_to_string(raw).unwrap();
     let header: Vec<&str> = text.lines().next().unwrap().split('\t').collect();
     let video_column = header.iter().position(|c| *c == "video_id").unwrap();
-    let log_videos: HashSet<i64> =
-        text.lines().skip(1).map(|l| l.split('\t').nth(video_column).unwrap().parse().unwrap()).collect();
+    let log_videos: HashSet<i64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(video_column).unwrap().parse().unwrap())
+        .collect();
 
     let mut previous: Option<(i64, u32, f32)> = None;
     for row in 0..sources.len() {
-        let (source, rank, candidate, score) =
-            (sources.value(row), ranks.value(row), candidates.value(row), scores.value(row));
-        assert!(log_videos.contains(&source) && log_videos.contains(&candidate), "row {row}: unknown id");
-        assert_ne!(source, candidate, "row {row}: a video is its own related video");
+        let (source, rank, candidate, score) = (
+            sources.value(row),
+            ranks.value(row),
+            candidates.value(row),
+            scores.value(row),
+        );
+        assert!(
+            log_videos.contains(&source) && log_videos.contains(&candidate),
+            "row {row}: unknown id"
+        );
+        assert_ne!(
+            source, candidate,
+            "row {row}: a video is its own related video"
+        );
         assert!(score.is_finite(), "row {row}: score {score}");
         match previous {
             Some((prev_source, prev_rank, prev_score)) if prev_source == source => {
@@ -167,7 +225,10 @@ fn check_related(dir: &Path, raw: &Path, objectives: &[String]) {
         }
         for array in &arrays[4..] {
             let values = array.as_any().downcast_ref::<Float32Array>().unwrap();
-            assert!(values.is_valid(row) && values.value(row).is_finite(), "row {row}: NaN part");
+            assert!(
+                values.is_valid(row) && values.value(row).is_finite(),
+                "row {row}: NaN part"
+            );
         }
         previous = Some((source, rank, score));
     }
@@ -187,9 +248,15 @@ fn check_related(dir: &Path, raw: &Path, objectives: &[String]) {
         *co_visits.entry(cand_sources.value(row)).or_default() += co_counts.value(row) as u64;
     }
     let with_lists: BTreeSet<i64> = sources.iter().flatten().collect();
-    let missing: Vec<i64> =
-        co_visits.iter().filter(|(id, n)| **n >= 5 && !with_lists.contains(id)).map(|(id, _)| *id).collect();
-    assert!(missing.is_empty(), "videos with >= 5 co-visitations but no list: {missing:?}");
+    let missing: Vec<i64> = co_visits
+        .iter()
+        .filter(|(id, n)| **n >= 5 && !with_lists.contains(id))
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "videos with >= 5 co-visitations but no list: {missing:?}"
+    );
 }
 
 fn check_weights(dir: &Path, objectives: &[String]) {
@@ -203,10 +270,25 @@ fn check_weights(dir: &Path, objectives: &[String]) {
         .unwrap();
     let names = arrays[0].as_any().downcast_ref::<StringArray>().unwrap();
     let names: Vec<&str> = names.iter().flatten().collect();
-    assert_eq!(names, objectives.iter().map(String::as_str).collect::<Vec<_>>());
-    let manual = arrays[1].as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
-    let dislike = names.iter().position(|n| *n == "dislike").expect("dislike objective");
-    assert!(manual.value(dislike) < 0.0, "dislike must carry a negative manual weight");
-    let learned = arrays[2].as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+    assert_eq!(
+        names,
+        objectives.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let manual = arrays[1]
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
+    let dislike = names
+        .iter()
+        .position(|n| *n == "dislike")
+        .expect("dislike objective");
+    assert!(
+        manual.value(dislike) < 0.0,
+        "dislike must carry a negative manual weight"
+    );
+    let learned = arrays[2]
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
     assert!(learned.iter().flatten().all(|w| w.is_finite() && w >= 0.0));
 }

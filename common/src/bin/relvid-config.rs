@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use relvid_common::PipelineConfig;
 
 #[derive(Parser)]
-#[command(name = "relvid-config", version, about = "Check a relvid configuration and write make stamps")]
+#[command(
+    name = "relvid-config",
+    version,
+    about = "Check a relvid configuration and write make stamps"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -69,16 +73,32 @@ fn stamps(path: &Path, out: &Path) -> Result<()> {
 
     // What each stage's output depends on, besides its input files.
     let mut stamps: Vec<(String, String)> = vec![
-        ("ingest".into(), format!("{}\n{}", serde_json::to_string_pretty(&config.dataset)?, section("split")?)),
+        (
+            "ingest".into(),
+            format!(
+                "{}\n{}",
+                serde_json::to_string_pretty(&config.dataset)?,
+                section("split")?
+            ),
+        ),
         ("candidates".into(), section("candidates")?),
-        ("coordinate".into(), format!("{}\n{objectives}", section("coordinate")?)),
-        ("merge".into(), format!("{}\n{objectives}", section("merge")?)),
+        (
+            "coordinate".into(),
+            format!("{}\n{objectives}", section("coordinate")?),
+        ),
+        (
+            "merge".into(),
+            format!("{}\n{objectives}", section("merge")?),
+        ),
     ];
     for objective in &config.objectives {
         let label = serde_json::to_string_pretty(objective)?;
         for stage in ["als", "twotower"] {
             let settings = config.section_fingerprint(stage, Some(&objective.name))?;
-            stamps.push((format!("{stage}-{}", objective.name), format!("{settings}\n{label}")));
+            stamps.push((
+                format!("{stage}-{}", objective.name),
+                format!("{settings}\n{label}"),
+            ));
         }
     }
 
@@ -87,7 +107,10 @@ fn stamps(path: &Path, out: &Path) -> Result<()> {
         write_if_changed(&out.join(format!("{name}.json")), &content)?;
     }
     let names = config.objective_names().join(" ");
-    write_if_changed(&out.join("objectives.mk"), &format!("OBJECTIVES := {names}\n"))?;
+    write_if_changed(
+        &out.join("objectives.mk"),
+        &format!("OBJECTIVES := {names}\n"),
+    )?;
     Ok(())
 }
 
