@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use arrow::datatypes::DataType;
 
-use crate::columns::{f32_values_nan_null, string_values, timestamp_ms_values, u32_values};
+use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::compute::cast;
+
+use crate::columns::{f32_values_nan_null, timestamp_ms_values, u32_values};
 use crate::config::LabelRule;
 use crate::error::Error;
 use crate::io::{Expect, ParquetInput};
@@ -75,19 +78,7 @@ impl Interactions {
             table
                 .ts_ms
                 .extend(timestamp_ms_values(batch.column(2), &path, TS)?);
-            for (row, text) in string_values(batch.column(3), &path, SPLIT)?
-                .iter()
-                .enumerate()
-            {
-                let split = Split::parse(text).ok_or_else(|| Error::BadValue {
-                    path: path.clone(),
-                    column: SPLIT.to_string(),
-                    row: (offset + row) as u64,
-                    value: format!("\"{text}\""),
-                    reason: "expected train, valid or test".to_string(),
-                })?;
-                table.split.push(split);
-            }
+            decode_splits(batch.column(3), &path, offset, &mut table.split)?;
             for (i, signal) in signals.iter().enumerate() {
                 let values = f32_values_nan_null(batch.column(4 + i), &path, signal)?;
                 table
@@ -128,6 +119,42 @@ impl Interactions {
     }
 }
 
+/// Parses the split column straight from the Arrow buffer: no string is allocated per row,
+/// which matters at 100M rows.
+fn decode_splits(
+    array: &ArrayRef,
+    path: &Path,
+    offset: usize,
+    out: &mut Vec<Split>,
+) -> Result<(), Error> {
+    let bad = |row: usize, value: String| Error::BadValue {
+        path: path.to_path_buf(),
+        column: SPLIT.to_string(),
+        row: (offset + row) as u64,
+        value,
+        reason: "expected train, valid or test".to_string(),
+    };
+    // Large and view strings are accepted by the schema check; bring them to plain Utf8.
+    let text = cast(array, &DataType::Utf8).map_err(|_| Error::ColumnType {
+        path: path.to_path_buf(),
+        column: SPLIT.to_string(),
+        expected: "Utf8".to_string(),
+        found: array.data_type().to_string(),
+    })?;
+    let text = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8");
+    for row in 0..text.len() {
+        if text.is_null(row) {
+            return Err(bad(row, "null".to_string()));
+        }
+        let value = text.value(row);
+        out.push(Split::parse(value).ok_or_else(|| bad(row, format!("\"{value}\"")))?);
+    }
+    Ok(())
+}
+
 fn check_indices(
     values: &[u32],
     bound: u32,
@@ -145,5 +172,35 @@ fn check_indices(
             value: values[row].to_string(),
             reason: format!("unknown index: {table} has {bound} rows"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_splits_reads_each_split_and_names_a_bad_row() {
+        let array: ArrayRef =
+            std::sync::Arc::new(StringArray::from(vec!["train", "valid", "test"]));
+        let mut out = Vec::new();
+        decode_splits(&array, Path::new("i.parquet"), 0, &mut out).unwrap();
+        assert_eq!(out, vec![Split::Train, Split::Valid, Split::Test]);
+
+        let bad: ArrayRef =
+            std::sync::Arc::new(StringArray::from(vec![Some("train"), Some("Test")]));
+        let message = decode_splits(&bad, Path::new("i.parquet"), 10, &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("i.parquet: column \"split\", row 11: value \"Test\""),
+            "{message}"
+        );
+
+        let null: ArrayRef = std::sync::Arc::new(StringArray::from(vec![None::<&str>]));
+        assert!(decode_splits(&null, Path::new("i"), 0, &mut out)
+            .unwrap_err()
+            .to_string()
+            .contains("null"));
     }
 }
