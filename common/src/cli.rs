@@ -1,6 +1,7 @@
 //! What every stage binary shares on its command line and in `main`: seed, threads,
 //! verbosity, progress, logging set-up, and printing the summary or the error.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -61,8 +62,16 @@ impl CommonArgs {
 pub fn run_stage(stage: &str, body: impl FnOnce() -> anyhow::Result<Summary>) -> ExitCode {
     match body() {
         Ok(summary) => {
-            println!("{}", summary.to_line());
-            ExitCode::SUCCESS
+            // A reader that closed the pipe early (`| head`) has what it wanted: not an error.
+            let written = writeln!(std::io::stdout().lock(), "{}", summary.to_line());
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{stage}: error: writing the summary to stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(error) => {
             eprintln!("{stage}: error: {error:#}");

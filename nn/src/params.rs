@@ -122,21 +122,14 @@ impl Params {
     }
 }
 
-/// Writes named tensors as safetensors. The safetensors crate writes a sibling temporary
-/// file and renames it, so an interrupted run never leaves a truncated model behind. The
-/// file is byte-identical for equal tensors: entries are ordered by dtype and name.
+/// Writes named tensors as safetensors through `<path>.tmp` and a rename, like every
+/// Parquet output, so an interrupted run leaves neither a truncated model nor a stray
+/// temporary file that a rerun would not overwrite. Equal tensors give equal bytes: entries
+/// are ordered by dtype and name.
 pub fn save_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    candle_core::safetensors::save(tensors, path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // The temporary file is created owner-only; give the model the mode of the Parquet
-    // outputs.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting the mode of {}", path.display()))?;
-    }
-    Ok(())
+    let bytes = safetensors::tensor::serialize(tensors.iter(), None)
+        .with_context(|| format!("serialising the model for {}", path.display()))?;
+    common::io::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

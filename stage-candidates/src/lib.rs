@@ -126,12 +126,14 @@ pub fn run(config: &Config) -> Result<Summary> {
         id_rank: id_rank.as_deref(),
     };
     let out_path = dir.join(files::CANDIDATES);
-    let meta = common::stage_meta(
-        STAGE,
-        env!("CARGO_PKG_VERSION"),
-        config.seed,
-        config.to_json(),
-    );
+    // The output folder is left out of the files' metadata (the summary still has it), so
+    // the same inputs and seed give the same bytes wherever the dataset folder lies, as
+    // every other stage's outputs do.
+    let mut in_files = config.to_json();
+    if let Some(map) = in_files.as_object_mut() {
+        map.remove("dir");
+    }
+    let meta = common::stage_meta(STAGE, env!("CARGO_PKG_VERSION"), config.seed, in_files);
     let mut writer =
         AtomicParquetWriter::create(&out_path, write::schema(video_ids.data_type()), &meta)?;
     let n_videos = histories.n_videos() as u32;

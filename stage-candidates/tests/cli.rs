@@ -354,6 +354,27 @@ fn output_is_identical_with_one_and_two_threads() {
     assert_eq!(files[0], files[1]);
 }
 
+// Regression: candidates.parquet used to carry the --dir path in its `relvid.config`
+// metadata, so two runs with the same seed on copies of one dataset in folders A and B
+// wrote different bytes (the KuaiRand copies differed only in "dir":".../A" vs ".../B").
+#[test]
+fn same_inputs_in_two_folders_give_identical_bytes() {
+    let rows = small_log();
+    let ids = IdColumn::Int64(vec![70, 71, 72, 73]);
+    let mut files = Vec::new();
+    for name in ["a", "b"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        write_dataset(&dir, &rows, 5, &ids);
+        let config = write_config(tmp.path(), "min_co_count = 1");
+        let out = run(&dir, &config, &["--threads", "1"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        files.push(std::fs::read(dir.join("candidates.parquet")).unwrap());
+    }
+    assert_eq!(files[0], files[1]);
+}
+
 #[test]
 fn bad_parameters_fail_before_any_data_is_read() {
     // No data files at all: each error must be about the parameter, not a missing file.

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use common::features::EntityFeatures;
+use common::ids::IdColumn;
 use common::schema::{files, NON_FEATURE_COLUMNS, USER_ID, USER_IDX, VIDEO_ID, VIDEO_IDX};
+use common::ParquetInput;
 
 /// Number of context features per interaction (hour of day and day of week, sin and cos).
 pub const N_CONTEXT: usize = 4;
@@ -30,6 +32,10 @@ impl SideFeatures {
         user_skip.extend_from_slice(NON_FEATURE_COLUMNS);
         let mut video_skip = vec![VIDEO_IDX, VIDEO_ID];
         video_skip.extend_from_slice(NON_FEATURE_COLUMNS);
+        // Features are looked up by row, so a table whose index column is not 0..n in row
+        // order would silently give each interaction another entity's features.
+        IdColumn::read(&ParquetInput::open(&users_path)?, USER_IDX, USER_ID)?;
+        IdColumn::read(&ParquetInput::open(&videos_path)?, VIDEO_IDX, VIDEO_ID)?;
         let users = EntityFeatures::read(&users_path, &user_skip)
             .with_context(|| format!("reading side features of {}", users_path.display()))?;
         let videos = EntityFeatures::read(&videos_path, &video_skip)

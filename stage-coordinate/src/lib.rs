@@ -189,8 +189,10 @@ pub fn run(config: &Config) -> Result<Summary> {
         config.seed,
         config_json.clone(),
     );
+    // routing.parquet is make's target, so the model is saved first and routing.parquet
+    // renamed into place last: a run killed in between leaves no target beside a missing or
+    // stale coordinate.safetensors.
     let routing_path = config.dir.join(files::ROUTING);
-    let rows_written = output::write_routing(&routing_path, &table, &p, &routing, &meta)?;
     let model_path = config.dir.join(MODEL_FILE);
     let mut tensors = model.tensors()?;
     let thresholds: Vec<f64> = routing.iter().map(|o| o.threshold).collect();
@@ -200,6 +202,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     );
     relvid_nn::params::save_safetensors(&model_path, &tensors)
         .with_context(|| format!("saving the model to {}", model_path.display()))?;
+    let rows_written = output::write_routing(&routing_path, &table, &p, &routing, &meta)?;
 
     let mut summary = Summary::new(STAGE, config.seed, config_json);
     summary.input(&interactions_path, table.len() as u64);

@@ -405,6 +405,58 @@ fn invalid_parameter_fails_before_reading_data() {
     );
 }
 
+// Regression: users.parquet whose user_idx ran 1, 2, 3, ... (not 0..n) used to be
+// accepted: features were looked up by row, so every interaction silently got the next
+// user's features and the run exited 0. Now the table is refused, naming file, column,
+// row and value, and nothing is written.
+#[test]
+fn users_index_not_running_from_zero_fails_naming_file_column_and_value() {
+    let (dir, config) = setup(CONFIG);
+    let users = dir.path().join("users.parquet");
+    let n_users = ParquetInput::open(&users).unwrap().n_rows() as u32;
+    let shifted = batch(vec![
+        ("user_idx", u32_array((1..=n_users).collect())),
+        (
+            "user_id",
+            i64_array((0..n_users as i64).map(|u| 1000 + u).collect()),
+        ),
+    ]);
+    write_batch(&users, &shifted, &meta()).unwrap();
+    let output = run(dir.path(), &config, &[], 1);
+    assert_eq!(output.status.code(), Some(1));
+    let log = stderr(&output);
+    assert!(
+        log.contains(
+            "users.parquet: column \"user_idx\", row 0: value 1: indices must run 0, 1, 2"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!dir.path().join("routing.parquet").exists());
+    assert!(!dir.path().join("routing.parquet.tmp").exists());
+    assert!(!dir.path().join("coordinate.safetensors").exists());
+}
+
+// Regression: routing.parquet (make's target) used to be renamed into place before
+// coordinate.safetensors was saved. A run that died in between (kill -9, or here a
+// directory squatting on coordinate.safetensors so the save fails) left routing.parquet
+// behind, and make took the stage as done with the model missing or stale.
+#[test]
+fn failed_model_save_leaves_no_routing_file() {
+    let (dir, config) = setup(CONFIG);
+    std::fs::create_dir(dir.path().join("coordinate.safetensors")).unwrap();
+    let output = run(dir.path(), &config, &[], 1);
+    assert_eq!(output.status.code(), Some(1));
+    let log = stderr(&output);
+    assert!(
+        log.contains("stage-coordinate: error: saving the model to")
+            && log.contains("coordinate.safetensors"),
+        "{log}"
+    );
+    assert!(!dir.path().join("routing.parquet").exists());
+    assert!(!dir.path().join("routing.parquet.tmp").exists());
+}
+
 #[test]
 fn divergence_stops_naming_epoch_tensor_and_row() {
     let (dir, config) = setup(CONFIG);

@@ -47,9 +47,9 @@ impl TextTable {
             .into());
         }
         let delimiter = delimiter.unwrap_or(if line.contains('\t') { b'\t' } else { b',' });
-        let header = line
-            .split(delimiter as char)
-            .map(|name| name.trim().trim_matches('"').to_string())
+        let header = split_header(line, delimiter as char)
+            .into_iter()
+            .map(|name| name.trim().to_string())
             .collect();
         Ok(TextTable {
             path: path.to_path_buf(),
@@ -63,9 +63,24 @@ impl TextTable {
         self.header.iter().position(|h| h == name)
     }
 
-    /// Position of a required column, or an error naming the file and the column.
+    /// Position of a required column, or an error naming the file and the column. A name
+    /// the header holds twice is an error too: which of the two to read would be a guess.
     pub fn column(&self, name: &str) -> Result<usize, Error> {
-        self.find(name).ok_or_else(|| self.missing(name))
+        let position = self.find(name).ok_or_else(|| self.missing(name))?;
+        if let Some(again) = self.header[position + 1..].iter().position(|h| h == name) {
+            return Err(Error::BadValue {
+                path: self.path.clone(),
+                column: name.to_string(),
+                row: 0,
+                value: format!(
+                    "header fields {} and {}",
+                    position + 1,
+                    position + again + 2
+                ),
+                reason: "the header names this column twice; rename one of them".to_string(),
+            });
+        }
+        Ok(position)
     }
 
     /// The error of a missing column (also used for "one of" requirements).
@@ -117,6 +132,33 @@ impl TextTable {
             bar,
         })
     }
+}
+
+/// Splits a header line into its field names the way the CSV reader splits rows: a field
+/// in double quotes may hold the delimiter, and `""` inside it is one quote. A naive split
+/// on the delimiter would cut `"a,b"` in two and misalign every column after it.
+fn split_header(line: &str, delimiter: char) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' if quoted => quoted = false,
+            '"' if field.trim().is_empty() => {
+                field.clear();
+                quoted = true;
+            }
+            c if c == delimiter && !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
 }
 
 /// A reader that advances a progress bar by the bytes it reads.
@@ -280,6 +322,15 @@ mod tests {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         path
+    }
+
+    #[test]
+    fn header_split_keeps_quoted_delimiters_and_escaped_quotes() {
+        assert_eq!(
+            split_header(r#"uid,"a,b",  "say ""hi""",t"#, ','),
+            vec!["uid", "a,b", "say \"hi\"", "t"]
+        );
+        assert_eq!(split_header("uid\titem", '\t'), vec!["uid", "item"]);
     }
 
     #[test]

@@ -649,6 +649,37 @@ fn generic_csv_is_read_with_its_mapping() {
     );
 }
 
+// Regression: the header was split on every comma, so a quoted extra column `"a,b"`
+// counted as two names and every run failed with "incorrect number of fields for line 1,
+// expected 7 got 6", although the rows were well-formed CSV.
+#[test]
+fn generic_csv_header_may_quote_a_name_holding_the_delimiter() {
+    let case = Case::new(GENERIC);
+    let path = case.write_raw(
+        "log.csv",
+        &format!("uid,item,\"a,b\",when,liked,watched\n7,x,\"p,q\",{T0},true,1.5\n"),
+    );
+    let summary = summary(&case.run(&["--raw", path.to_str().unwrap()]));
+    assert_eq!(metric(&summary, "rows_written"), 1);
+}
+
+// Regression: a header naming a mapped column twice (`uid,item,when,liked,watched,uid`)
+// used to be read silently from the first of the two, with exit 0.
+#[test]
+fn generic_csv_header_naming_a_mapped_column_twice_fails() {
+    let case = Case::new(GENERIC);
+    let path = case.write_raw(
+        "log.csv",
+        &format!("uid,item,when,liked,watched,uid\n7,x,{T0},true,1.5,8\n"),
+    );
+    let stderr = failure(&case.run(&["--raw", path.to_str().unwrap()]));
+    assert!(
+        stderr.contains("log.csv: column \"uid\", row 0: value header fields 1 and 6: the header names this column twice"),
+        "{stderr}"
+    );
+    assert!(case.no_outputs());
+}
+
 #[test]
 fn generic_parquet_without_row_groups_fails_naming_the_file() {
     let case = Case::new(GENERIC);

@@ -130,12 +130,14 @@ pub fn run(config: &Config) -> Result<Summary> {
 
     // 3. Rank and write: weights first, related last.
     let ranked = rank::rank(&candidates, &scaled, &factors, config.top_n);
-    let meta = common::stage_meta(
-        STAGE,
-        env!("CARGO_PKG_VERSION"),
-        config.seed,
-        config.to_json(),
-    );
+    // The output folder is left out of the files' metadata (the summary still has it), so
+    // the same inputs and seed give the same bytes wherever the dataset folder lies, as
+    // every other stage's outputs do.
+    let mut in_files = config.to_json();
+    if let Some(map) = in_files.as_object_mut() {
+        map.remove("dir");
+    }
+    let meta = common::stage_meta(STAGE, env!("CARGO_PKG_VERSION"), config.seed, in_files);
     let weights_path = dir.join(files::WEIGHTS);
     let related_path = dir.join(files::RELATED);
     let object_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();

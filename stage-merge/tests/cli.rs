@@ -403,6 +403,28 @@ fn output_is_identical_with_one_and_two_threads() {
     assert_eq!(files[1], files[3]);
 }
 
+// Regression: related.parquet and weights.parquet used to carry the --dir path in their
+// `relvid.config` metadata, so the same inputs and seed merged in folders A and B gave
+// different bytes (on the KuaiRand copies only "dir":".../A" vs ".../B" differed).
+#[test]
+fn same_inputs_in_two_folders_give_identical_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "");
+    let mut files = Vec::new();
+    for name in ["a", "b"] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        fixture(&dir, 35);
+        let out = run(&dir, &config, &["--threads", "1"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        for file in ["related.parquet", "weights.parquet"] {
+            files.push(std::fs::read(dir.join(file)).unwrap());
+        }
+    }
+    assert_eq!(files[0], files[2]);
+    assert_eq!(files[1], files[3]);
+}
+
 #[test]
 fn mismatched_rows_name_both_files_and_the_row() {
     let tmp = tempfile::tempdir().unwrap();

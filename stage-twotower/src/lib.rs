@@ -188,11 +188,13 @@ pub fn run(config: &Config) -> Result<Summary> {
     let scores_path = config.dir.join(scores_name);
     let videos_out = config.dir.join(videos_name);
     let model_path = config.dir.join(model_name);
-    let n_scores = output::write_scores(&scores_path, &candidates, &scores, &video_ids, &meta)?;
+    // twotower_<objective>.parquet is make's target, so it is renamed into place last: a run
+    // killed before that leaves no target beside a missing or stale embeddings file.
     let n_videos = output::write_videos(&videos_out, &video_ids, &query, &candidate, dim, &meta)?;
     let tensors = model.tensors()?;
     relvid_nn::params::save_safetensors(&model_path, &tensors)
         .with_context(|| format!("saving the model to {}", model_path.display()))?;
+    let n_scores = output::write_scores(&scores_path, &candidates, &scores, &video_ids, &meta)?;
 
     let mut summary = Summary::new(STAGE, config.seed, config_json);
     summary.input(&interactions_path, table.len() as u64);

@@ -414,6 +414,26 @@ fn same_seed_gives_identical_bytes_whatever_the_thread_count() {
     assert_ne!(a, b, "another seed should give other scores");
 }
 
+// Regression: twotower_like.parquet (make's target) used to be renamed into place first,
+// before twotower_like_videos.parquet and the model. A run that died after it (kill -9, or
+// here a directory squatting on twotower_like.safetensors so the save fails) left the
+// target behind, and make took the objective as done with the model missing or stale.
+#[test]
+fn failed_model_save_leaves_no_score_file() {
+    let (dir, config) = setup(CONFIG);
+    std::fs::create_dir(dir.path().join("twotower_like.safetensors")).unwrap();
+    let output = run(dir.path(), &config, &[], 1);
+    assert_eq!(output.status.code(), Some(1));
+    let log = stderr(&output);
+    assert!(
+        log.contains("stage-twotower: error: saving the model to")
+            && log.contains("twotower_like.safetensors"),
+        "{log}"
+    );
+    assert!(!dir.path().join("twotower_like.parquet").exists());
+    assert!(!dir.path().join("twotower_like.parquet.tmp").exists());
+}
+
 #[test]
 fn in_batch_negatives_and_no_logq_correction_also_train() {
     let config = CONFIG.replace(
