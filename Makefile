@@ -32,15 +32,18 @@ ifneq ($(THREADS),0)
 export POLARS_MAX_THREADS := $(THREADS)
 endif
 
-STAGES  := stage-ingest stage-candidates stage-coordinate stage-als stage-twotower stage-merge
+STAGES  := stage-ingest stage-candidates stage-coordinate stage-als stage-twotower stage-merge \
+           stage-eval
 FLAGS   := --config $(CONFIG) --dir $(OUT) --seed $(SEED)
 STAMPS  := $(OUT)/config
 
-.PHONY: all build ingest candidates coordinate als twotower merge test clean fetch help
+.PHONY: all build ingest candidates coordinate als twotower merge eval test clean fetch help
 .DELETE_ON_ERROR:
 
-all: $(OUT)/related.parquet
+all: $(OUT)/eval.parquet
 	@echo "related lists: $(OUT)/related.parquet  weights: $(OUT)/weights.parquet"
+	@echo "evaluation on the test split: $(OUT)/report.md"
+	@sed -n '/^## Engagement/,/^Dislike share/p' $(OUT)/report.md
 
 help:
 	@sed -n '1,12p' Makefile
@@ -92,12 +95,18 @@ TWOTOWER_OUT := $(foreach o,$(OBJECTIVES),$(OUT)/twotower_$(o).parquet)
 $(OUT)/related.parquet: $(ALS_OUT) $(TWOTOWER_OUT) $(BIN)/stage-merge $(STAMPS)/merge.json
 	$(BIN)/stage-merge $(FLAGS)
 
+# 6. Offline evaluation of every ranking on the test split. report.md is written before
+# eval.parquet, which marks both.
+$(OUT)/eval.parquet: $(OUT)/related.parquet $(BIN)/stage-eval $(STAMPS)/eval.json
+	$(BIN)/stage-eval $(FLAGS)
+
 ingest: $(OUT)/interactions.parquet
 candidates: $(OUT)/candidates.parquet
 coordinate: $(OUT)/routing.parquet
 als: $(ALS_OUT)
 twotower: $(TWOTOWER_OUT)
 merge: $(OUT)/related.parquet
+eval: $(OUT)/eval.parquet
 
 # Unit tests of every crate and the integration tests, which run the stages on slices of
 # the real logs in $(SHARED).

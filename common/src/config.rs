@@ -172,6 +172,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "als",
     "twotower",
     "merge",
+    "eval",
     "objective",
 ];
 

@@ -1,7 +1,7 @@
 //! `stage-twotower`: the non-linear similarity of one objective. A query tower and a
 //! candidate tower embed videos so that the cosine of (source, target) is high when users
 //! who engaged with the source went on to engage with the target on a row routed to the
-//! objective; every candidate pair is then scored with that cosine.
+//! objective and positive for its label; every candidate pair is then scored with that cosine.
 //!
 //! Reads (in `--dir`):
 //! - `interactions.parquet`: `user_idx`, `video_idx`, `ts`, `split` (sorted by user, time);
@@ -22,8 +22,8 @@
 //!   tables, `mlp.<i>.weight` stored `(in, out)`, `mlp.<i>.bias`).
 //!
 //! Pairs: within one user and one split, video a then video b ≠ a no more than
-//! `window_hours` later, the row of b routed to the objective (every row counts as an
-//! engagement for a), at most `max_pairs_per_user` per user and split. Train pairs train,
+//! `window_hours` later, the row of b routed to the objective and positive for its label
+//! (every row counts as an engagement for a), at most `max_pairs_per_user` per user and split. Train pairs train,
 //! valid pairs drive early stopping and the reported AUC. Loss: see `train.rs`.
 //!
 //! Videos that appear in no pair keep their small initial id embedding, so their embeddings
@@ -79,7 +79,8 @@ pub fn run(config: &Config) -> Result<Summary> {
     let device = relvid_nn::select_device(config.device)?;
 
     // Inputs.
-    let table = Interactions::load(&config.dir, &[])?;
+    let label = &config.objective.label;
+    let table = Interactions::load(&config.dir, &[label.signal.as_str()])?;
     let interactions_path = config.dir.join(files::INTERACTIONS);
     if table.is_empty() {
         return Err(Error::Empty {
@@ -90,6 +91,12 @@ pub fn run(config: &Config) -> Result<Summary> {
     }
     inputs::check_sorted(&table)?;
     let routed = inputs::read_routed(&config.dir, objective, &table)?;
+
+    // A target is a row the Coordinating Network routed to the objective AND that carries
+    // the objective's positive label: routing alone (chosen for recall) admits many rows of
+    // other behaviour, and a tower trained on them would learn plain co-watching for every
+    // objective instead of, say, "watched a, then disliked b".
+    let targets = target_rows(&routed, &table.labels(label));
     let videos_path = config.dir.join(files::VIDEOS);
     let video_ids = IdColumn::read(&ParquetInput::open(&videos_path)?, VIDEO_IDX, VIDEO_ID)?;
     let mut skip = vec![VIDEO_IDX, VIDEO_ID];
@@ -119,17 +126,35 @@ pub fn run(config: &Config) -> Result<Summary> {
     // Pairs, and popularity for the negatives.
     let section = &config.section;
     let window_ms = section.window_ms();
-    let pairs_of = |split| {
+    let pairs_of = |targets: &[bool], split| {
         build_pairs(
             &table,
-            &routed,
+            targets,
             split,
             window_ms,
             section.max_pairs_per_user,
             config.seed,
         )
     };
-    let (train_pairs, valid_pairs) = (pairs_of(Split::Train), pairs_of(Split::Valid));
+    let mut pairs = (
+        pairs_of(&targets, Split::Train),
+        pairs_of(&targets, Split::Valid),
+    );
+
+    // A rare objective may have no positive routed row after another row of the same user
+    // in one split (KuaiRand's follow in a small slice). Then the routed rows alone serve as
+    // targets, with a warning, rather than leaving the objective without a model.
+    let targets_fallback = pairs.0.is_empty() || pairs.1.is_empty();
+    if targets_fallback {
+        tracing::warn!(
+            "objective {objective}: no train or valid pair ends on a routed row positive for              its label; training on every routed row instead"
+        );
+        pairs = (
+            pairs_of(&routed, Split::Train),
+            pairs_of(&routed, Split::Valid),
+        );
+    }
+    let (train_pairs, valid_pairs) = pairs;
     for (pairs, split) in [(&train_pairs, Split::Train), (&valid_pairs, Split::Valid)] {
         if pairs.is_empty() {
             let what = format!(
@@ -209,6 +234,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     summary.output(&model_path, tensors.len() as u64);
     summary.metric("objective", objective);
     summary.metric("routed_train_rows", n_routed_train);
+    summary.metric("targets_fallback", targets_fallback);
     summary.metric("train_pairs", train_pairs.len());
     summary.metric("valid_pairs", valid_pairs.len());
     summary.metric(
@@ -236,4 +262,29 @@ pub fn run(config: &Config) -> Result<Summary> {
     let mean_score = scores.iter().map(|&s| s as f64).sum::<f64>() / scores.len().max(1) as f64;
     summary.metric("mean_nonlinear_score", mean_score);
     Ok(summary.finish(started))
+}
+
+/// Rows that may end a training pair: routed to the objective and positive for its label
+/// (a missing label, -1, is not positive).
+fn target_rows(routed: &[bool], labels: &[i8]) -> Vec<bool> {
+    routed
+        .iter()
+        .zip(labels)
+        .map(|(&routed, &label)| routed && label == 1)
+        .collect()
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::target_rows;
+
+    #[test]
+    fn targets_need_both_routing_and_a_positive_label() {
+        let routed = [true, true, false, true];
+        let labels = [1, 0, 1, -1];
+        assert_eq!(
+            target_rows(&routed, &labels),
+            vec![true, false, false, false]
+        );
+    }
 }

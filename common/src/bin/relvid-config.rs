@@ -90,6 +90,10 @@ fn stamps(path: &Path, out: &Path) -> Result<()> {
             "merge".into(),
             format!("{}\n{objectives}", section("merge")?),
         ),
+        (
+            "eval".into(),
+            format!("{}\n{}\n{objectives}", section("eval")?, section("merge")?),
+        ),
     ];
     for objective in &config.objectives {
         let label = serde_json::to_string_pretty(objective)?;

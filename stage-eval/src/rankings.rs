@@ -1,0 +1,162 @@
+//! Step 2: every compared ranking, as one list per evaluated source.
+//!
+//! Reads the candidate pairs and their score columns; writes nothing. Every list is cut to
+//! `top_n` (the merge's list length) and equal scores are ordered by candidate index, as
+//! the merge orders them:
+//! - `popularity`: the videos with the most train rows, the same for every source minus
+//!   the source itself; a baseline that needs no model;
+//! - `covisitation`: candidates.parquet in its own rank order (the co-visitation score);
+//! - `als_<obj>` / `twotower_<obj>`: the candidates re-ranked by one model's cosine;
+//! - `als_mean` / `twotower_mean`: by the mean cosine over objectives (one model family,
+//!   so the raw cosines share a scale);
+//! - `merged_equal`, `merged_manual`, `full`: sum_k f_k s_k with f_k = 1, a_k and a_k w_k,
+//!   computed exactly as stage-merge does, so `full` is related.parquet's order.
+//!
+//! A source with no candidate gets an empty list (a miss), including sources never seen in
+//! train, which no candidate-based ranking can serve.
+
+use rayon::prelude::*;
+
+use crate::inputs::Candidates;
+
+/// One ranking's lists, aligned with the evaluated sources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    pub name: String,
+    pub lists: Vec<Vec<u32>>,
+}
+
+/// The most engaged train videos, minus the source, for every source.
+pub fn popularity(train_counts: &[u64], sources: &[u32], top_n: usize) -> Vec<Vec<u32>> {
+    let mut videos: Vec<u32> = (0..train_counts.len() as u32)
+        .filter(|&v| train_counts[v as usize] > 0)
+        .collect();
+    videos.sort_unstable_by(|&a, &b| {
+        train_counts[b as usize]
+            .cmp(&train_counts[a as usize])
+            .then(a.cmp(&b))
+    });
+    videos.truncate(top_n + 1);
+    sources
+        .iter()
+        .map(|&s| {
+            videos
+                .iter()
+                .copied()
+                .filter(|&v| v != s)
+                .take(top_n)
+                .collect()
+        })
+        .collect()
+}
+
+/// The candidates of each source in candidates.parquet's rank order.
+pub fn by_file_rank(candidates: &Candidates, sources: &[u32], top_n: usize) -> Vec<Vec<u32>> {
+    sources
+        .par_iter()
+        .map(|&s| {
+            let mut rows: Vec<usize> = candidates.rows_of(s).collect();
+            rows.sort_unstable_by_key(|&r| (candidates.rank[r], candidates.candidate_idx[r]));
+            rows.truncate(top_n);
+            rows.iter().map(|&r| candidates.candidate_idx[r]).collect()
+        })
+        .collect()
+}
+
+/// The candidates of each source by descending score, ties by candidate index.
+pub fn by_score(
+    candidates: &Candidates,
+    score: &[f32],
+    sources: &[u32],
+    top_n: usize,
+) -> Vec<Vec<u32>> {
+    sources
+        .par_iter()
+        .map(|&s| {
+            let mut rows: Vec<usize> = candidates.rows_of(s).collect();
+            rows.sort_unstable_by(|&a, &b| {
+                score[b]
+                    .total_cmp(&score[a])
+                    .then(candidates.candidate_idx[a].cmp(&candidates.candidate_idx[b]))
+            });
+            rows.truncate(top_n);
+            rows.iter().map(|&r| candidates.candidate_idx[r]).collect()
+        })
+        .collect()
+}
+
+/// sum_k factor_k s_k of every pair, summed in f64 in objective order and stored as f32,
+/// the merge's arithmetic.
+pub fn weighted_sum(scaled: &[Vec<f32>], factors: &[f64]) -> Vec<f32> {
+    let n = scaled.first().map_or(0, Vec::len);
+    (0..n)
+        .into_par_iter()
+        .map(|row| {
+            let total: f64 = factors
+                .iter()
+                .zip(scaled)
+                .map(|(f, s)| f * s[row] as f64)
+                .sum();
+            total as f32
+        })
+        .collect()
+}
+
+/// The mean of several score columns, pair by pair.
+pub fn mean(columns: &[Vec<f32>]) -> Vec<f32> {
+    let ones = vec![1.0 / columns.len().max(1) as f64; columns.len()];
+    weighted_sum(columns, &ones)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(source_idx: Vec<u32>, candidate_idx: Vec<u32>, rank: Vec<u32>) -> Candidates {
+        let n_videos = 10;
+        let mut groups = vec![0..0; n_videos];
+        let mut start = 0;
+        for row in 1..=source_idx.len() {
+            if row == source_idx.len() || source_idx[row] != source_idx[start] {
+                groups[source_idx[start] as usize] = start..row;
+                start = row;
+            }
+        }
+        Candidates {
+            path: "c".into(),
+            source_idx,
+            candidate_idx,
+            rank,
+            groups,
+        }
+    }
+
+    #[test]
+    fn equal_scores_are_ordered_by_candidate_index() {
+        let c = candidates(vec![1, 1, 1, 1], vec![9, 2, 5, 4], vec![1, 2, 3, 4]);
+        let lists = by_score(&c, &[0.5, 0.5, 0.9, 0.5], &[1], 3);
+        assert_eq!(lists, vec![vec![5, 2, 4]]);
+    }
+
+    #[test]
+    fn sources_without_candidates_get_empty_lists() {
+        let c = candidates(vec![1, 1], vec![2, 3], vec![2, 1]);
+        assert_eq!(by_file_rank(&c, &[1, 7], 5), vec![vec![3, 2], vec![]]);
+        assert_eq!(by_score(&c, &[0.0, 1.0], &[7], 5), vec![Vec::<u32>::new()]);
+    }
+
+    #[test]
+    fn popularity_skips_the_source_and_unseen_videos() {
+        // Counts: video 3 most, then 0 and 5 tied (index order), video 1 never in train.
+        let counts = [4, 0, 1, 9, 0, 4];
+        let lists = popularity(&counts, &[3, 1], 3);
+        assert_eq!(lists, vec![vec![0, 5, 2], vec![3, 0, 5]]);
+    }
+
+    #[test]
+    fn weighted_sum_and_mean_by_hand() {
+        let scaled = vec![vec![0.5, 1.0], vec![0.25, 0.0]];
+        assert_eq!(weighted_sum(&scaled, &[2.0, -4.0]), vec![0.0, 2.0]);
+        assert_eq!(mean(&scaled), vec![0.375, 0.5]);
+    }
+}

@@ -1,0 +1,310 @@
+//! Step 4: the outputs, `eval.parquet` (every figure) and `report.md` (the headline tables
+//! and a short factual reading).
+//!
+//! Reads the metric rows; writes `eval.parquet` (`ranking` Utf8, `objective` Utf8 ("all"
+//! for the engagement truth), `metric` Utf8, `k` UInt32, `value` Float64 (null when no
+//! source supports it), `support` UInt64 (sources behind the figure), `pairs` UInt64) and
+//! `report.md`, both through a temporary file and a rename.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use common::StageMeta;
+
+use crate::metrics::MetricRow;
+
+/// Writes eval.parquet; returns the number of rows.
+pub fn write_parquet(path: &Path, rows: &[MetricRow], meta: &StageMeta) -> Result<u64> {
+    let text = |f: fn(&MetricRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let schema = Schema::new(vec![
+        Field::new("ranking", DataType::Utf8, false),
+        Field::new("objective", DataType::Utf8, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("k", DataType::UInt32, false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("support", DataType::UInt64, false),
+        Field::new("pairs", DataType::UInt64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        text(|r| &r.ranking),
+        text(|r| &r.objective),
+        text(|r| &r.metric),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.k))),
+        Arc::new(rows.iter().map(|r| r.value).collect::<Float64Array>()),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.support),
+        )),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.pairs))),
+    ];
+    let batch = RecordBatch::try_new(Arc::new(schema), columns)?;
+    common::io::write_batch(path, &batch, meta)
+}
+
+/// What the report says besides the metric rows.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub dataset: String,
+    pub n_test_rows: usize,
+    pub n_sources_with_truth: usize,
+    pub n_sources: usize,
+    pub n_pairs: u64,
+    pub window_hours: f64,
+    pub top_n: usize,
+    pub ks: Vec<usize>,
+    pub objectives: Vec<String>,
+    pub rankings: Vec<String>,
+    /// (sources compared, sources whose `full` list equals related.parquet's).
+    pub related_check: (usize, usize),
+}
+
+fn find<'a>(
+    rows: &'a [MetricRow],
+    ranking: &str,
+    objective: &str,
+    metric: &str,
+    k: usize,
+) -> Option<&'a MetricRow> {
+    rows.iter().find(|r| {
+        r.ranking == ranking && r.objective == objective && r.metric == metric && r.k as usize == k
+    })
+}
+
+fn cell(row: Option<&MetricRow>) -> String {
+    match row.and_then(|r| r.value) {
+        Some(v) => format!("{v:.4}"),
+        None => "–".to_string(),
+    }
+}
+
+/// The K of the headline tables: 20 when evaluated, else the smallest K.
+pub fn headline_k(ks: &[usize]) -> usize {
+    if ks.contains(&20) {
+        20
+    } else {
+        ks[0]
+    }
+}
+
+/// Rankings sorted by a metric, best first (`higher`: larger is better); unsupported last.
+fn ordered<'a>(
+    rows: &'a [MetricRow],
+    rankings: &[String],
+    objective: &str,
+    metric: &str,
+    k: usize,
+    higher: bool,
+) -> Vec<(&'a str, f64)> {
+    let mut out: Vec<(&str, f64)> = rankings
+        .iter()
+        .filter_map(|name| {
+            let row = find(rows, name, objective, metric, k)?;
+            Some((row.ranking.as_str(), row.value?))
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        let order = a.1.total_cmp(&b.1);
+        if higher {
+            order.reverse()
+        } else {
+            order
+        }
+    });
+    out
+}
+
+/// The markdown report.
+pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
+    let k = headline_k(&c.ks);
+    let mrr_k = c.top_n;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Offline evaluation of the related-video rankings: {}\n",
+        c.dataset
+    );
+    let _ = writeln!(
+        md,
+        "Test split: {} rows. Ground truth of a source video: the videos that a user who \
+         engaged it in the test split engaged strictly after it and at most {} h later. \
+         {} sources have a non-empty ground truth; {} evaluated, with {} (source, relevant \
+         video) pairs. Every ranking lists at most {} videos per source ([merge] top_n); a \
+         source without a list counts as a miss.\n",
+        c.n_test_rows, c.window_hours, c.n_sources_with_truth, c.n_sources, c.n_pairs, c.top_n
+    );
+
+    let _ = writeln!(md, "## Engagement ground truth, K = {k}\n");
+    let _ = writeln!(
+        md,
+        "| ranking | NDCG@{k} | recall@{k} | hit rate@{k} | MRR | coverage@{k} | dislike share@{k} |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for name in &c.rankings {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            cell(find(rows, name, "all", "ndcg", k)),
+            cell(find(rows, name, "all", "recall", k)),
+            cell(find(rows, name, "all", "hit_rate", k)),
+            cell(find(rows, name, "all", "mrr", mrr_k)),
+            cell(find(rows, name, "all", "coverage", k)),
+            cell(find(rows, name, "all", "dislike_share", k)),
+        );
+    }
+    let share_pairs = find(rows, "full", "all", "dislike_share", k).map_or(0, |r| r.pairs);
+    let _ = writeln!(
+        md,
+        "\nDislike share: among the top-{k} videos that a user who engaged the source engaged \
+         later, the share disliked later (pooled over sources; lower is better; {share_pairs} \
+         such listed videos for `full`). Coverage: distinct listed videos / catalogue size.\n"
+    );
+
+    let _ = writeln!(md, "## NDCG@{k} per objective\n");
+    let mut header = format!("| ranking | all |");
+    let mut rule = "|---|---:|".to_string();
+    for o in &c.objectives {
+        let _ = write!(header, " {o} |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for name in &c.rankings {
+        let mut line = format!("| {name} | {} |", cell(find(rows, name, "all", "ndcg", k)));
+        for o in &c.objectives {
+            let _ = write!(line, " {} |", cell(find(rows, name, o, "ndcg", k)));
+        }
+        let _ = writeln!(md, "{line}");
+    }
+    let mut support = "| sources / pairs |".to_string();
+    for o in std::iter::once("all").chain(c.objectives.iter().map(String::as_str)) {
+        let (s, p) = find(rows, "full", o, "ndcg", k).map_or((0, 0), |r| (r.support, r.pairs));
+        let _ = write!(support, " {s} / {p} |");
+    }
+    let _ = writeln!(md, "{support}\n");
+    let _ = writeln!(
+        md,
+        "For an objective with a negative manual weight (dislike), a high NDCG means the \
+         ranking puts videos that were later disliked on top: lower is better there.\n"
+    );
+
+    let _ = writeln!(md, "## Reading\n");
+    let by_ndcg = ordered(rows, &c.rankings, "all", "ndcg", k, true);
+    if let [first, second, ..] = by_ndcg.as_slice() {
+        let _ = writeln!(
+            md,
+            "- Highest NDCG@{k} on the engagement truth: `{}` ({:.4}), then `{}` ({:.4}).",
+            first.0, first.1, second.0, second.1
+        );
+    }
+    if let Some(position) = by_ndcg.iter().position(|(n, _)| *n == "full") {
+        let covis = by_ndcg.iter().find(|(n, _)| *n == "covisitation");
+        let _ = writeln!(
+            md,
+            "- `full` (the shipped ranking) is number {} of {} on that figure ({:.4}){}.",
+            position + 1,
+            by_ndcg.len(),
+            by_ndcg[position].1,
+            covis.map_or(String::new(), |(_, v)| format!(
+                "; co-visitation alone scores {v:.4}"
+            ))
+        );
+    }
+    for o in &c.objectives {
+        let negative = o == "dislike";
+        let order = ordered(rows, &c.rankings, o, "ndcg", k, !negative);
+        if let Some(best) = order.first() {
+            let _ = writeln!(
+                md,
+                "- `{o}`: {} NDCG@{k} is `{}` ({:.4}).",
+                if negative { "lowest" } else { "highest" },
+                best.0,
+                best.1
+            );
+        }
+    }
+    let shares = ordered(rows, &c.rankings, "all", "dislike_share", k, false);
+    if let (Some(low), Some(high)) = (shares.first(), shares.last()) {
+        let _ = writeln!(
+            md,
+            "- Dislike share@{k} ranges from {:.4} (`{}`) to {:.4} (`{}`).",
+            low.1, low.0, high.1, high.0
+        );
+    }
+    let (compared, equal) = c.related_check;
+    let _ = writeln!(
+        md,
+        "- The recomputed `full` ranking equals related.parquet on {equal} of {compared} sources."
+    );
+    let _ = writeln!(
+        md,
+        "\nThese figures rank lists against what users did next in the test period; they are \
+         offline proxies, not the effect of showing the lists (users saw neither ranking)."
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ranking: &str, metric: &str, k: u32, value: f64) -> MetricRow {
+        MetricRow {
+            ranking: ranking.into(),
+            objective: "all".into(),
+            metric: metric.into(),
+            k,
+            value: Some(value),
+            support: 3,
+            pairs: 4,
+        }
+    }
+
+    #[test]
+    fn report_names_the_winner_and_the_related_check() {
+        let rows = vec![
+            row("covisitation", "ndcg", 20, 0.1),
+            row("full", "ndcg", 20, 0.3),
+            row("full", "dislike_share", 20, 0.05),
+            row("covisitation", "dislike_share", 20, 0.2),
+        ];
+        let c = Context {
+            dataset: "d".into(),
+            n_test_rows: 10,
+            n_sources_with_truth: 3,
+            n_sources: 3,
+            n_pairs: 4,
+            window_hours: 24.0,
+            top_n: 50,
+            ks: vec![10, 20],
+            objectives: vec![],
+            rankings: vec!["covisitation".into(), "full".into()],
+            related_check: (3, 3),
+        };
+        let md = markdown(&rows, &c);
+        assert!(md.contains("| full | 0.3000 |"), "{md}");
+        assert!(
+            md.contains("`full` (0.3000), then `covisitation` (0.1000)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("from 0.0500 (`full`) to 0.2000 (`covisitation`)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("equals related.parquet on 3 of 3 sources"),
+            "{md}"
+        );
+        // MRR was not given: shown as a dash, never NaN.
+        assert!(!md.contains("NaN"));
+    }
+
+    #[test]
+    fn headline_k_prefers_20() {
+        assert_eq!(headline_k(&[10, 20, 50]), 20);
+        assert_eq!(headline_k(&[5, 50]), 5);
+    }
+}
