@@ -435,10 +435,10 @@ fn failed_model_save_leaves_no_score_file() {
 }
 
 #[test]
-fn in_batch_negatives_and_no_logq_correction_also_train() {
+fn in_batch_negatives_and_logq_correction_also_train() {
     let config = CONFIG.replace(
         "learning_rate = 0.01",
-        "learning_rate = 0.01\nin_batch_negatives = true\nlogq_correction = false",
+        "learning_rate = 0.01\nin_batch_negatives = true\nlogq_correction = true",
     );
     let (dir, config) = setup(&config);
     let output = run(dir.path(), &config, &[], 2);
