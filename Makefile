@@ -12,7 +12,8 @@
 DATA     ?= synthetic
 CONFIG   ?= data/$(DATA).toml
 OUT      ?= data/$(DATA)
-RAW      ?=
+# RAW is remembered from the last run of this DATA, so `make als DATA=kuairand` needs no RAW.
+RAW      ?= $(shell sed -n 's/^RAW=//p' data/$(DATA)/config/source.txt 2>/dev/null)
 ROWS     ?=
 SEED     ?= 42
 THREADS  ?= 0
@@ -56,7 +57,10 @@ build:
 $(addprefix $(BIN)/,$(STAGES) relvid-config): build ;
 
 # Stamps: one JSON file per stage with its effective settings, rewritten only on change.
+# (`make -n` cannot refresh them, so it lists every stage; a real run re-runs only stale ones.)
+ifeq ($(filter clean help fetch,$(MAKECMDGOALS)),)
 -include $(STAMPS)/objectives.mk
+endif
 
 $(STAMPS)/objectives.mk: $(CONFIG) $(BIN)/relvid-config FORCE
 	@$(BIN)/relvid-config stamps --config $(CONFIG) --out $(STAMPS)
@@ -111,6 +115,9 @@ eval: $(OUT)/eval.parquet
 # Unit tests of every crate and the integration tests, which run the stages on slices of
 # the real logs in $(SHARED).
 test:
+	@test -f $(SHARED)/kuairand-lh15/log.tsv -a -f $(SHARED)/ml-100k/u.data || { \
+	  echo "make test: no real logs under SHARED=$(SHARED); set SHARED to the folder that holds kuairand-lh15/ and ml-100k/"; \
+	  exit 1; }
 	RELVID_SHARED_DATA=$(abspath $(SHARED)) $(CARGO) test --release --workspace
 
 clean:

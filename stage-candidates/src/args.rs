@@ -42,8 +42,9 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// Reproduce shared/bench/anchor_cooc.py: no window, cosine, no minimum co-count,
-    /// 200 most recent events, top 50, ties by original video id
+    /// Basket co-occurrence as the common scipy/polars recipe computes it (for side-by-side
+    /// benchmarks): no window, cosine, no minimum co-count, each user's 200 most recent
+    /// events as one basket, top 50, ties by original video id
     #[arg(long, conflicts_with_all = ["top_n", "window_hours", "min_co_count"])]
     pub anchor_compat: bool,
 

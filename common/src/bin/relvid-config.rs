@@ -69,6 +69,15 @@ fn check(path: &Path) -> Result<()> {
 fn stamps(path: &Path, out: &Path) -> Result<()> {
     let config = PipelineConfig::load(path)?;
     let objectives = serde_json::to_string_pretty(&config.objectives)?;
+    // The manual weights a_k matter only to merge and eval: the learning stages see the
+    // objectives' names, labels and routing thresholds, so a weight change re-runs nothing
+    // upstream of the merge.
+    let learning_view: Vec<serde_json::Value> = config
+        .objectives
+        .iter()
+        .map(|o| serde_json::json!({ "name": o.name, "label": o.label, "threshold": o.threshold }))
+        .collect();
+    let learning_view = serde_json::to_string_pretty(&learning_view)?;
     let section = |name: &str| config.section_fingerprint(name, None);
 
     // What each stage's output depends on, besides its input files.
@@ -84,7 +93,7 @@ fn stamps(path: &Path, out: &Path) -> Result<()> {
         ("candidates".into(), section("candidates")?),
         (
             "coordinate".into(),
-            format!("{}\n{objectives}", section("coordinate")?),
+            format!("{}\n{learning_view}", section("coordinate")?),
         ),
         (
             "merge".into(),
@@ -96,7 +105,9 @@ fn stamps(path: &Path, out: &Path) -> Result<()> {
         ),
     ];
     for objective in &config.objectives {
-        let label = serde_json::to_string_pretty(objective)?;
+        let label = serde_json::to_string_pretty(
+            &serde_json::json!({ "name": objective.name, "label": objective.label }),
+        )?;
         for stage in ["als", "twotower"] {
             let settings = config.section_fingerprint(stage, Some(&objective.name))?;
             stamps.push((
