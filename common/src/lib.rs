@@ -15,6 +15,7 @@ pub mod interactions;
 pub mod io;
 pub mod progress;
 pub mod rng;
+pub mod scale;
 pub mod schema;
 pub mod summary;
 

@@ -11,7 +11,7 @@
 //!
 //! Steps: `truth` (ground truth per source), `rankings` (one list per source and ranking),
 //! `metrics` (per-list figures and their means), `report` (outputs). `inputs` reads the
-//! files; `scale` is the merge's percentile scale, recomputed.
+//! files; `common::scale` is the percentile scale the merge uses, recomputed here.
 
 pub mod args;
 pub mod config;
@@ -19,7 +19,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod rankings;
 pub mod report;
-pub mod scale;
+use common::scale;
 pub mod truth;
 
 use std::time::Instant;

@@ -32,7 +32,7 @@ pub mod inputs;
 pub mod logistic;
 pub mod rank;
 pub mod retention;
-pub mod scale;
+use common::scale;
 pub mod weights;
 
 use std::time::Instant;

@@ -1,6 +1,6 @@
-//! Step 2: puts each model's scores on one scale, their empirical CDF over all pairs.
+//! Puts each model's scores on one scale, their empirical CDF over all candidate pairs.
 //!
-//! Reads one score column (one objective, one model); writes nothing. The ALS cosine and
+//! Used by stage-merge and stage-eval, so both rank with the same numbers. The ALS cosine and
 //! the two-tower cosine of an objective are different quantities: the first comes from
 //! factors fitted to a weighted co-occurrence matrix and typically crowds near 1 for
 //! co-watched pairs, the second from embeddings trained with a softmax temperature, whose
