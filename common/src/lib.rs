@@ -5,6 +5,7 @@
 //! Environment variables: `RELVID_THREADS` (worker threads, 0 = all cores) is read by every
 //! stage; `POLARS_MAX_THREADS` is not used here but set by the Makefile for users' scripts.
 
+pub mod aligned;
 pub mod cli;
 pub mod columns;
 pub mod config;

@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use arrow::array::{Array, AsArray, Float32Array, Float64Array};
+use anyhow::{bail, Result};
+use arrow::array::{Array, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Float64Type};
 use common::columns::{string_values, u32_values};
 use common::schema::{files, CANDIDATE_IDX, SOURCE_IDX};
@@ -102,6 +102,15 @@ pub struct Candidates {
 }
 
 impl Candidates {
+    /// The pairs as a score file must list them.
+    pub fn pairs(&self) -> common::aligned::CandidatePairs<'_> {
+        common::aligned::CandidatePairs {
+            path: &self.path,
+            source_idx: &self.source_idx,
+            candidate_idx: &self.candidate_idx,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.source_idx.len()
     }
@@ -165,84 +174,6 @@ pub fn read_candidates(dir: &Path, n_videos: usize) -> Result<Candidates> {
         rank,
         groups,
     })
-}
-
-/// One score column of a per-objective file, after checking that its pairs are the
-/// candidate pairs row by row; every score must be finite.
-pub fn read_aligned_scores(
-    path: &Path,
-    score_column: &str,
-    candidates: &Candidates,
-) -> Result<Vec<f32>> {
-    let input = ParquetInput::open(path)?;
-    if input.n_rows() != candidates.len() as u64 {
-        bail!(
-            "{} has {} rows but {} has {}: both must hold one row per candidate pair",
-            path.display(),
-            input.n_rows(),
-            candidates.path.display(),
-            candidates.len()
-        );
-    }
-    let columns = [
-        (SOURCE_IDX, Expect::Exactly(DataType::UInt32)),
-        (CANDIDATE_IDX, Expect::Exactly(DataType::UInt32)),
-        (score_column, Expect::Exactly(DataType::Float32)),
-    ];
-    let mut scores = Vec::with_capacity(candidates.len());
-    for batch in input.batches(&columns)? {
-        let batch = batch?;
-        let offset = scores.len();
-        let sources = u32_values(batch.column(0), path, SOURCE_IDX)?;
-        let pairs = u32_values(batch.column(1), path, CANDIDATE_IDX)?;
-        if offset + sources.len() > candidates.len() {
-            bail!("{} holds more rows than its footer says", path.display());
-        }
-        if let Some(i) = (0..sources.len()).find(|&i| {
-            sources[i] != candidates.source_idx[offset + i]
-                || pairs[i] != candidates.candidate_idx[offset + i]
-        }) {
-            bail!(
-                "row {}: {} has pair ({}, {}) but {} has ({}, {}); re-run the stage that \
-                 wrote it after stage-candidates",
-                offset + i,
-                path.display(),
-                sources[i],
-                pairs[i],
-                candidates.path.display(),
-                candidates.source_idx[offset + i],
-                candidates.candidate_idx[offset + i]
-            );
-        }
-        let values = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<Float32Array>()
-            .context("score column type was checked as Float32")?;
-        for i in 0..values.len() {
-            let value = if values.is_null(i) {
-                f32::NAN
-            } else {
-                values.value(i)
-            };
-            if !value.is_finite() {
-                return Err(Error::BadValue {
-                    path: path.to_path_buf(),
-                    column: score_column.into(),
-                    row: (offset + i) as u64,
-                    value: if values.is_null(i) {
-                        "null".into()
-                    } else {
-                        value.to_string()
-                    },
-                    reason: "scores must be finite numbers".into(),
-                }
-                .into());
-            }
-            scores.push(value);
-        }
-    }
-    Ok(scores)
 }
 
 /// The learned weight w_k of each objective, in configuration order; the manual weight in

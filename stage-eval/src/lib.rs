@@ -101,9 +101,16 @@ pub fn run(config: &Config) -> Result<Summary> {
         let name = &objective.name;
         let als_path = dir.join(format!("als_{name}.parquet"));
         let twotower_path = dir.join(format!("twotower_{name}.parquet"));
-        let linear = inputs::read_aligned_scores(&als_path, inputs::LINEAR_SCORE, &candidates)?;
-        let nonlinear =
-            inputs::read_aligned_scores(&twotower_path, inputs::NONLINEAR_SCORE, &candidates)?;
+        let linear = common::aligned::read_aligned_scores(
+            &als_path,
+            inputs::LINEAR_SCORE,
+            &candidates.pairs(),
+        )?;
+        let nonlinear = common::aligned::read_aligned_scores(
+            &twotower_path,
+            inputs::NONLINEAR_SCORE,
+            &candidates.pairs(),
+        )?;
         summary.input(&als_path, candidates.len() as u64);
         summary.input(&twotower_path, candidates.len() as u64);
         ranked.push(Ranking {

@@ -1,5 +1,5 @@
-//! Step 1: reads the candidate pairs and every objective's two similarity files, checking
-//! that each score file has exactly the candidate rows, in the same order.
+//! Step 1: reads the candidate pairs; every objective's two similarity files are read with
+//! `common::aligned`, which checks that each has exactly the candidate rows, in order.
 //!
 //! Reads `candidates.parquet` (`source_idx`, `source_id`, `candidate_idx`, `candidate_id`),
 //! `als_<obj>.parquet` (`source_idx`, `candidate_idx`, `linear_score` Float32) and
@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use arrow::array::{Array, ArrayRef, Float32Array};
+use anyhow::Result;
+use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
 use common::columns::u32_values;
 use common::schema::{files, CANDIDATE_ID, CANDIDATE_IDX, SOURCE_ID, SOURCE_IDX};
@@ -32,6 +32,15 @@ pub struct Candidates {
 }
 
 impl Candidates {
+    /// The pairs as a score file must list them.
+    pub fn pairs(&self) -> common::aligned::CandidatePairs<'_> {
+        common::aligned::CandidatePairs {
+            path: &self.path,
+            source_idx: &self.source_idx,
+            candidate_idx: &self.candidate_idx,
+        }
+    }
+
     /// Number of candidate pairs.
     pub fn len(&self) -> usize {
         self.source_idx.len()
@@ -111,87 +120,6 @@ pub fn read_candidates(dir: &Path) -> Result<Candidates> {
         source_id: columns[1].clone(),
         candidate_id: columns[3].clone(),
     })
-}
-
-/// Reads one score column of a per-objective file after checking, row by row, that its
-/// pairs are the candidate pairs; every score must be finite.
-pub fn read_aligned_scores(
-    path: &Path,
-    score_column: &str,
-    candidates: &Candidates,
-) -> Result<Vec<f32>> {
-    let input = ParquetInput::open(path)?;
-    if input.n_rows() != candidates.len() as u64 {
-        anyhow::bail!(
-            "{} has {} rows but {} has {}: both must hold one row per candidate pair",
-            path.display(),
-            input.n_rows(),
-            candidates.path.display(),
-            candidates.len()
-        );
-    }
-    let columns = [
-        (SOURCE_IDX, Expect::Exactly(DataType::UInt32)),
-        (CANDIDATE_IDX, Expect::Exactly(DataType::UInt32)),
-        (score_column, Expect::Exactly(DataType::Float32)),
-    ];
-    let mut scores = Vec::with_capacity(candidates.len());
-    for batch in input.batches(&columns)? {
-        let batch = batch?;
-        let offset = scores.len();
-        let sources = u32_values(batch.column(0), path, SOURCE_IDX)?;
-        let pairs = u32_values(batch.column(1), path, CANDIDATE_IDX)?;
-        let end = offset + sources.len();
-        if end > candidates.len() {
-            anyhow::bail!("{} holds more rows than its footer says", path.display());
-        }
-        let expected_sources = &candidates.source_idx[offset..end];
-        let expected_pairs = &candidates.candidate_idx[offset..end];
-        if let Some(i) = (0..sources.len())
-            .find(|&i| sources[i] != expected_sources[i] || pairs[i] != expected_pairs[i])
-        {
-            anyhow::bail!(
-                "row {}: {} has pair (source_idx {}, candidate_idx {}) but {} has (source_idx {}, \
-                 candidate_idx {}); re-run the stage that wrote {} after stage-candidates",
-                offset + i,
-                path.display(),
-                sources[i],
-                pairs[i],
-                candidates.path.display(),
-                expected_sources[i],
-                expected_pairs[i],
-                path.file_name().unwrap_or_default().to_string_lossy()
-            );
-        }
-        let values = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<Float32Array>()
-            .context("score column type was checked as Float32")?;
-        for i in 0..values.len() {
-            let value = if values.is_null(i) {
-                f32::NAN
-            } else {
-                values.value(i)
-            };
-            if !value.is_finite() {
-                return Err(Error::BadValue {
-                    path: path.to_path_buf(),
-                    column: score_column.into(),
-                    row: (offset + i) as u64,
-                    value: if values.is_null(i) {
-                        "null".into()
-                    } else {
-                        value.to_string()
-                    },
-                    reason: "scores must be finite numbers".into(),
-                }
-                .into());
-            }
-            scores.push(value);
-        }
-    }
-    Ok(scores)
 }
 
 /// File names of one objective's two similarity files.

@@ -61,11 +61,18 @@ pub fn run(config: &Config) -> Result<Summary> {
     let mut scaled: Vec<Vec<f32>> = Vec::with_capacity(config.objectives.len());
     for objective in &config.objectives {
         let (als_path, twotower_path) = inputs::score_files(dir, &objective.name);
-        let linear = inputs::read_aligned_scores(&als_path, inputs::LINEAR_SCORE, &candidates)?;
+        let linear = common::aligned::read_aligned_scores(
+            &als_path,
+            inputs::LINEAR_SCORE,
+            &candidates.pairs(),
+        )?;
         let linear_cdf = scale::empirical_cdf(&linear);
         drop(linear);
-        let nonlinear =
-            inputs::read_aligned_scores(&twotower_path, inputs::NONLINEAR_SCORE, &candidates)?;
+        let nonlinear = common::aligned::read_aligned_scores(
+            &twotower_path,
+            inputs::NONLINEAR_SCORE,
+            &candidates.pairs(),
+        )?;
         let nonlinear_cdf = scale::empirical_cdf(&nonlinear);
         drop(nonlinear);
         let s = scale::combine_max(&linear_cdf, &nonlinear_cdf);
