@@ -1088,3 +1088,122 @@ als = { mode = "implicit", factors = 32 }
     let rank_loss = s["metrics"]["valid_rank_loss"].as_f64().unwrap();
     assert!(rank_loss < 0.4, "{rank_loss}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Bad-input issue: cases 1 and 2
+
+/// Factors of an `als_<objective>_users.parquet` / `_videos.parquet` file, `None` for null.
+fn factor_rows(path: &Path) -> Vec<Option<Vec<f32>>> {
+    let batch = read_batch(path);
+    let list = batch
+        .column_by_name("factors")
+        .unwrap()
+        .as_fixed_size_list()
+        .clone();
+    (0..list.len())
+        .map(|i| {
+            list.is_valid(i).then(|| {
+                list.value(i)
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .to_vec()
+            })
+        })
+        .collect()
+}
+
+/// Case 1: 8 factors, 3 users x 3 videos, user i clicked video i: every factor is finite and
+/// the predicted preference u_i . v_j is about 1 on the diagonal and about 0 off it.
+#[test]
+fn diagonal_clicks_give_unit_user_video_scores_on_the_diagonal_only() {
+    let (_tmp, config, dir) = diagonal_dataset("regularization = 0.1");
+    let output = run_stage(&config, &dir, "click", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let users = factor_rows(&dir.join("als_click_users.parquet"));
+    let videos = factor_rows(&dir.join("als_click_videos.parquet"));
+    assert_eq!((users.len(), videos.len()), (3, 3));
+    for f in users.iter().chain(&videos) {
+        let f = f.as_ref().expect("every entity has a factor");
+        assert_eq!(f.len(), 8);
+        assert!(f.iter().all(|v| v.is_finite()), "{f:?}");
+    }
+    for (i, u) in users.iter().enumerate() {
+        for (j, v) in videos.iter().enumerate() {
+            let dot: f32 = u
+                .as_ref()
+                .unwrap()
+                .iter()
+                .zip(v.as_ref().unwrap())
+                .map(|(a, b)| a * b)
+                .sum();
+            if i == j {
+                assert!((dot - 1.0).abs() < 0.05, "score(u{i}, v{j}) = {dot}");
+            } else {
+                assert!(dot.abs() < 0.05, "score(u{i}, v{j}) = {dot}");
+            }
+        }
+    }
+}
+
+/// Case 2: a user whose only (routed, train) row is a negative (click = 0) gets no factor
+/// (null in als_click_users.parquet) and is counted in `users_without_factor`.
+#[test]
+fn user_with_only_negative_rows_gets_no_factor_and_is_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut rows: Vec<Row> = (0..3)
+        .map(|i| Row::new(i, i, 1000 * i as i64, "train").flag("click", true))
+        .collect();
+    // dan (user 3) only has click = 0 rows, on two videos.
+    rows.push(Row::new(3, 0, 5000, "train").flag("click", false));
+    rows.push(Row::new(3, 1, 6000, "train").flag("click", false));
+    let users = Ids::Text(vec!["ann".into(), "bob".into(), "cyd".into(), "dan".into()]);
+    let videos = Ids::Int(vec![70, 71, 72]);
+    write_dataset(
+        &dir,
+        &users,
+        &videos,
+        &rows,
+        &[("click", vec![true; 5])],
+        &[(0, 1), (1, 2)],
+    );
+    let config = write_config(
+        tmp.path(),
+        "[als]\nmode = \"implicit\"\nfactors = 8\niterations = 10\nregularization = 0.1\n\n\
+         [[objective]]\nname = \"click\"\nlabel = \"click\"\nweight = 1.0\n",
+    );
+    let output = run_stage(&config, &dir, "click", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let s = summary(&output);
+    assert_eq!(s["metrics"]["users_without_factor"], 1, "{s}");
+    assert_eq!(s["metrics"]["videos_without_factor"], 0, "{s}");
+    assert_eq!(s["metrics"]["train_positive_rows"], 3, "{s}");
+    let factors = factor_rows(&dir.join("als_click_users.parquet"));
+    assert_eq!(factors.len(), 4);
+    assert!(factors[..3].iter().all(Option::is_some));
+    assert!(
+        factors[3].is_none(),
+        "dan must have no factor: {:?}",
+        factors[3]
+    );
+}
+
+/// Case 13: a negative regularisation is refused before any data is read (the data folder
+/// does not exist), with exit 1 and no summary.
+#[test]
+fn negative_regularization_fails_before_any_data_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        "[als]\nregularization = -0.5\n[[objective]]\nname = \"click\"\nlabel = \"click\"\nweight = 1.0\n",
+    );
+    let output = run_stage(&config, &tmp.path().join("no-such-dir"), "click", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("invalid parameter regularization = -0.5"),
+        "{err}"
+    );
+    assert!(!err.contains("parquet"), "{err}");
+    assert!(output.stdout.is_empty());
+}

@@ -658,3 +658,57 @@ fn real_logs_match_a_brute_force_count() {
     );
     check_real("ml-100k", read_movielens(&shared.join("ml-100k/u.data")));
 }
+
+/// Bad-input case 4: the same (user, video) three times at different times is three events
+/// in the log, but co-visitation counts (and scores) equal those of the log with the repeats
+/// removed (first occurrence kept).
+#[test]
+fn repeated_views_count_like_the_deduplicated_log() {
+    let repeated = vec![
+        row(0, 0, 0, "train"),
+        row(0, 0, 1, "train"),
+        row(0, 1, 2, "train"),
+        row(0, 0, 3, "train"),
+        row(0, 2, 4, "train"),
+        row(1, 0, 10, "train"),
+        row(1, 1, 11, "train"),
+        row(1, 1, 12, "train"),
+        row(1, 1, 13, "train"),
+        row(2, 2, 20, "train"),
+        row(2, 1, 21, "train"),
+    ];
+    let mut seen = HashSet::new();
+    let deduplicated: Vec<Row> = repeated
+        .iter()
+        .copied()
+        .filter(|r| seen.insert((r.user, r.video)))
+        .collect();
+    assert_eq!(deduplicated.len(), 7);
+    let ids = IdColumn::Int64(vec![70, 71, 72]);
+    let mut lists = Vec::new();
+    for rows in [&repeated, &deduplicated] {
+        let tmp = tempfile::tempdir().unwrap();
+        write_dataset(tmp.path(), rows, 3, &ids);
+        let config = write_config(tmp.path(), "min_co_count = 1");
+        let out = run(tmp.path(), &config, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        lists.push(read_candidates(tmp.path()));
+    }
+    // c_0 = 2, c_1 = 3, c_2 = 2; c_01 = 2 (users 0, 1), c_02 = 1, c_12 = 2 (users 0, 2).
+    let got: Vec<(u32, u32, u32)> = lists[0]
+        .iter()
+        .map(|r| (r.source, r.candidate, r.co_count))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, 1, 2),
+            (0, 2, 1),
+            (1, 0, 2),
+            (1, 2, 2),
+            (2, 1, 2),
+            (2, 0, 1)
+        ]
+    );
+    assert_eq!(lists[0], lists[1]);
+}

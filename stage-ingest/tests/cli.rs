@@ -860,3 +860,80 @@ fn real_movielens_100k() {
     // u.item is Latin-1: accented titles must decode.
     assert!((0..titles.len()).any(|r| titles.value(r).contains('é')));
 }
+
+// ---------------------------------------------------------------------------------------
+// Bad-input issue: cases 4, 8 and 10
+
+/// Case 4: the same (user, video) three times with different timestamps is three events,
+/// not a duplicate.
+#[test]
+fn same_pair_at_three_times_is_kept_as_three_events() {
+    let case = Case::kuairand();
+    case.kuairand_log(&[
+        ("1", "1", T0, 1, "10"),
+        ("1", "1", T0 + 60_000, 0, "20"),
+        ("1", "1", T0 + 120_000, 1, "30"),
+    ]);
+    let summary = summary(&case.run_raw());
+    assert_eq!(metric(&summary, "rows_read"), 3);
+    assert_eq!(metric(&summary, "rows_written"), 3);
+    assert_eq!(metric(&summary, "duplicates_merged"), 0);
+    let table = case.table("interactions.parquet");
+    assert_eq!(u32s(&table, "user_idx"), vec![0, 0, 0]);
+    assert_eq!(u32s(&table, "video_idx"), vec![0, 0, 0]);
+    let ts = table
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+        .values()
+        .to_vec();
+    assert_eq!(ts, vec![T0, T0 + 60_000, T0 + 120_000]);
+}
+
+/// Case 10: a negative duration drops the row and is counted under its reason.
+#[test]
+fn negative_duration_is_dropped_and_counted() {
+    let case = Case::kuairand();
+    let line = |user: &str, duration: &str| {
+        format!("{user}\t1\t0\t0\t{T0}\t1\t0\t0\t0\t1\t10\t{duration}\t0\t0\t1\tx\n")
+    };
+    case.write_raw(
+        "log.tsv",
+        &format!("{HEADER}\n{}{}", line("1", "-5000"), line("2", "5000")),
+    );
+    let summary = summary(&case.run_raw());
+    assert_eq!(metric(&summary, "rows_read"), 2);
+    assert_eq!(metric(&summary, "rows_written"), 1);
+    assert_eq!(metric(&summary, "rows_dropped_bad_signal"), 1);
+    assert_eq!(
+        summary["metrics"]["rows_dropped"]["duration_nan_or_negative"],
+        1
+    );
+    assert_eq!(i64s(&case.table("users.parquet"), "user_id"), vec![2]);
+}
+
+/// Case 8: an id column that is entirely null fails naming file, column, row and value,
+/// exit 1, and nothing is written.
+#[test]
+fn generic_parquet_with_an_all_null_id_column_fails_naming_it() {
+    let case = Case::new(GENERIC);
+    let path = case.raw().join("log.parquet");
+    write_parquet(
+        &path,
+        vec![
+            ("uid", Arc::new(Int64Array::from(vec![None::<i64>, None]))),
+            ("item", Arc::new(StringArray::from(vec!["a", "b"]))),
+            ("when", Arc::new(Int64Array::from(vec![T0, T0 + 1]))),
+            ("liked", Arc::new(Int64Array::from(vec![1, 0]))),
+            ("watched", Arc::new(Float64Array::from(vec![5.0, 7.0]))),
+        ],
+    );
+    let stderr = failure(&case.run(&["--raw", path.to_str().unwrap()]));
+    assert!(
+        stderr.contains("log.parquet")
+            && stderr.contains("column \"uid\", row 0")
+            && stderr.contains("null"),
+        "{stderr}"
+    );
+    assert!(case.no_outputs());
+}

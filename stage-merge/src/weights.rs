@@ -335,6 +335,16 @@ mod tests {
     }
 
     #[test]
+    fn no_retained_label_falls_back_to_unit_weights() {
+        let learned = learn(&weeks(100, |_| 0.0), &config(2)).unwrap();
+        assert_eq!(learned.weights, vec![1.0, 1.0]);
+        let reason = learned.fallback.unwrap();
+        assert!(reason.contains("label 0"), "{reason}");
+        assert_eq!(learned.retention_rate, Some(0.0));
+        assert_eq!(learned.coefficients, None);
+    }
+
+    #[test]
     fn short_log_falls_back() {
         let mut w = weeks(100, |r| (r[0] > 0.5) as u8 as f64);
         w.span_ms = 13 * 24 * 3_600_000;
