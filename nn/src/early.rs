@@ -1,4 +1,4 @@
-//! Early stopping on the validation loss.
+//! Early stopping on the validation loss, and the end-of-epoch report both nets share.
 
 /// What the stopper says after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,53 @@ impl EarlyStopping {
     }
 }
 
+/// The figures of one finished epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochFigures {
+    /// 1-based epoch and the configured number of epochs.
+    pub epoch: usize,
+    pub n_epochs: usize,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    /// `None` when the valid split holds only one class.
+    pub valid_auc: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Ends an epoch: a non-finite loss is an error that names the config `section` whose
+/// learning rate to lower; otherwise one log line (readable when stderr is not a terminal)
+/// and the bar message. `extra` is appended inside the parentheses of the log line.
+pub fn report_epoch(
+    section: &str,
+    figures: &EpochFigures,
+    extra: &str,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    let EpochFigures {
+        epoch,
+        n_epochs,
+        train_loss,
+        valid_loss,
+        valid_auc,
+        seconds,
+    } = *figures;
+    if !train_loss.is_finite() || !valid_loss.is_finite() {
+        anyhow::bail!(
+            "epoch {epoch}: the loss is not finite (train {train_loss}, valid {valid_loss}); \
+             lower [{section}] learning_rate"
+        );
+    }
+    let auc_text = valid_auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
+    tracing::info!(
+        "epoch {epoch}/{n_epochs}: train loss {train_loss:.5}, valid loss {valid_loss:.5}, \
+         valid AUC {auc_text} ({seconds:.1} s{extra})"
+    );
+    bar.set_message(format!(
+        "train {train_loss:.4} valid {valid_loss:.4} AUC {auc_text}"
+    ));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +125,27 @@ mod tests {
         assert_eq!(stopper.observe(3, 0.5), Verdict::Improved);
         assert_eq!(stopper.observe(4, 0.6), Verdict::Wait);
         assert_eq!(stopper.best(), Some((3, 0.5)));
+    }
+
+    #[test]
+    fn report_epoch_rejects_a_non_finite_loss_naming_the_section() {
+        let figures = EpochFigures {
+            epoch: 3,
+            n_epochs: 5,
+            train_loss: f64::NAN,
+            valid_loss: 1.0,
+            valid_auc: None,
+            seconds: 0.1,
+        };
+        let bar = indicatif::ProgressBar::hidden();
+        let message = report_epoch("twotower", &figures, "", &bar)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("epoch 3") && message.contains("[twotower] learning_rate"));
+        let fine = EpochFigures {
+            train_loss: 0.5,
+            ..figures
+        };
+        report_epoch("twotower", &fine, "", &bar).unwrap();
     }
 }

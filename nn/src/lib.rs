@@ -23,7 +23,7 @@ pub mod params;
 pub mod sparse;
 
 pub use device::{select_device, DeviceKind};
-pub use early::{EarlyStopping, Verdict};
+pub use early::{report_epoch, EarlyStopping, EpochFigures, Verdict};
 pub use loss::{l2_normalise, log_loss_with_logits, softplus};
 pub use metrics::auc;
 pub use mlp::Mlp;

@@ -4,12 +4,12 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::Tensor;
 use common::Interactions;
 use relvid_nn::batches::{n_batches, shuffled};
 use relvid_nn::optim::Adam;
-use relvid_nn::{auc, AdamConfig, EarlyStopping, Verdict};
+use relvid_nn::{auc, report_epoch, AdamConfig, EarlyStopping, EpochFigures, Verdict};
 use serde::Serialize;
 
 use crate::config::CoordinateSection;
@@ -130,12 +130,6 @@ pub fn train(
         let logits = predict_logits(model, data.table, data.valid_rows)?;
         let (valid_loss, valid_auc) = evaluate(&logits, data.labels, data.valid_rows);
         let train_loss = train_sums.total();
-        if !train_loss.is_finite() || !valid_loss.is_finite() {
-            bail!(
-                "epoch {epoch}: the loss is not finite (train {train_loss}, valid {valid_loss}); \
-                 lower [coordinate] learning_rate"
-            );
-        }
         let report = EpochReport {
             epoch,
             train_loss,
@@ -143,15 +137,15 @@ pub fn train(
             valid_auc,
             seconds: started.elapsed().as_secs_f64(),
         };
-        let auc_text = valid_auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
-        tracing::info!(
-            "epoch {epoch}/{}: train loss {train_loss:.5}, valid loss {valid_loss:.5}, valid AUC {auc_text} ({:.1} s)",
-            section.epochs,
-            report.seconds
-        );
-        bar.set_message(format!(
-            "train {train_loss:.4} valid {valid_loss:.4} AUC {auc_text}"
-        ));
+        let figures = EpochFigures {
+            epoch,
+            n_epochs: section.epochs,
+            train_loss,
+            valid_loss,
+            valid_auc,
+            seconds: report.seconds,
+        };
+        report_epoch("coordinate", &figures, "", &bar)?;
         epochs.push(report);
 
         match stopper.observe(epoch, valid_loss) {

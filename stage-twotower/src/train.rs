@@ -13,11 +13,13 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{Tensor, D};
 use relvid_nn::batches::{n_batches, shuffled};
 use relvid_nn::optim::Adam;
-use relvid_nn::{auc, softplus, AdamConfig, Dedup, EarlyStopping, Verdict};
+use relvid_nn::{
+    auc, report_epoch, softplus, AdamConfig, Dedup, EarlyStopping, EpochFigures, Verdict,
+};
 use serde::Serialize;
 
 use crate::config::TwoTowerSection;
@@ -277,12 +279,6 @@ pub fn train(
             section,
         )?;
         let train_loss = loss_sum / data.train.len() as f64;
-        if !train_loss.is_finite() || !valid_loss.is_finite() {
-            bail!(
-                "epoch {epoch}: the loss is not finite (train {train_loss}, valid {valid_loss}); \
-                 lower [twotower] learning_rate"
-            );
-        }
         let report = EpochReport {
             epoch,
             train_loss,
@@ -291,16 +287,16 @@ pub fn train(
             train_pairs_per_s: data.train.len() as f64 / epoch_train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
         };
-        let auc_text = valid_auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
-        tracing::info!(
-            "epoch {epoch}/{}: train loss {train_loss:.5}, valid loss {valid_loss:.5}, valid AUC {auc_text} ({:.1} s, {:.0} pairs/s)",
-            section.epochs,
-            report.seconds,
-            report.train_pairs_per_s
-        );
-        bar.set_message(format!(
-            "train {train_loss:.4} valid {valid_loss:.4} AUC {auc_text}"
-        ));
+        let figures = EpochFigures {
+            epoch,
+            n_epochs: section.epochs,
+            train_loss,
+            valid_loss,
+            valid_auc,
+            seconds: report.seconds,
+        };
+        let throughput = format!(", {:.0} pairs/s", report.train_pairs_per_s);
+        report_epoch("twotower", &figures, &throughput, &bar)?;
         epochs.push(report);
 
         match stopper.observe(epoch, valid_loss) {
