@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true)]
     pub regularization: Option<f64>,
 
-    /// Override [als] solver ("cholesky" or "cg")
+    /// Override [als] solver ("auto", "cholesky" or "cg")
     #[arg(long, value_name = "NAME")]
     pub solver: Option<String>,
 

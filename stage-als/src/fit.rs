@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::kernels;
 use crate::matrix::{Csr, ImplicitCsr, RatingsCsr};
 use crate::metrics::{Holdout, Loss, ValidSet, View};
 use crate::params::FitParams;
@@ -72,6 +73,12 @@ pub struct IterationStats {
     pub n_valid_scored: usize,
     /// Seconds of the two half-sweeps (Gram matrices included).
     pub sweep_seconds: f64,
+    /// Of which the user half-sweep (with the Gram matrix of the new user factors).
+    pub user_sweep_seconds: f64,
+    /// Floating-point operations of the two half-sweeps: building and solving the normal
+    /// equations (counted per row by `Sweep::run`) plus the Gram matrices (k (k + 1) per
+    /// factor row, the packed rank-1 update).
+    pub sweep_flops: u64,
     /// Seconds spent on the metrics.
     pub metric_seconds: f64,
 }
@@ -245,29 +252,37 @@ pub fn fit_from<C: Loss>(
     let mut stopped_early = false;
     for iteration in 1..=params.iterations {
         let started = Instant::now();
+        let gram_flops = if C::WHOLE_MATRIX {
+            kernels::rank1_flops(k) * (train.n_rows + train.n_cols) as u64
+        } else {
+            0
+        };
         let user_sweep = sweep(params, &user_items, &videos, video_gram.as_ref());
-        user_sweep
-            .run(&users_present, &mut users)
-            .map_err(|s| FitError::Singular {
-                side: Side::User,
-                row: s.row,
-                n_obs: s.n_obs,
-                n_factors: k,
-                iteration,
-            })?;
+        let user_flops =
+            user_sweep
+                .run(&users_present, &mut users)
+                .map_err(|s| FitError::Singular {
+                    side: Side::User,
+                    row: s.row,
+                    n_obs: s.n_obs,
+                    n_factors: k,
+                    iteration,
+                })?;
         check_finite(&users, k, Side::User, iteration)?;
         let user_gram = C::WHOLE_MATRIX.then(|| gram(&users, k));
+        let user_sweep_seconds = started.elapsed().as_secs_f64();
 
         let video_sweep = sweep(params, &item_users, &users, user_gram.as_ref());
-        video_sweep
-            .run(&videos_present, &mut videos)
-            .map_err(|s| FitError::Singular {
-                side: Side::Video,
-                row: s.row,
-                n_obs: s.n_obs,
-                n_factors: k,
-                iteration,
-            })?;
+        let video_flops =
+            video_sweep
+                .run(&videos_present, &mut videos)
+                .map_err(|s| FitError::Singular {
+                    side: Side::Video,
+                    row: s.row,
+                    n_obs: s.n_obs,
+                    n_factors: k,
+                    iteration,
+                })?;
         check_finite(&videos, k, Side::Video, iteration)?;
         video_gram = C::WHOLE_MATRIX.then(|| gram(&videos, k));
         let sweep_seconds = started.elapsed().as_secs_f64();
@@ -280,7 +295,11 @@ pub fn fit_from<C: Loss>(
             users_present: &users_present,
             videos_present: &videos_present,
         };
-        let train_metric = C::train_metric(&user_items, &view, video_gram.as_ref());
+        let train_metric = C::train_metric(
+            &user_items,
+            &view,
+            user_gram.as_ref().zip(video_gram.as_ref()),
+        );
         let measured = valid.as_ref().and_then(|v| C::valid_metric(v, &view));
         let stats = IterationStats {
             iteration,
@@ -288,6 +307,8 @@ pub fn fit_from<C: Loss>(
             valid_metric: measured.map(|m| m.value),
             n_valid_scored: measured.map_or(0, |m| m.n_scored),
             sweep_seconds,
+            user_sweep_seconds,
+            sweep_flops: user_flops + video_flops + gram_flops,
             metric_seconds: started.elapsed().as_secs_f64(),
         };
         on_iteration(&stats);
@@ -659,9 +680,10 @@ mod tests {
             videos: vec![4, 5, 6],
             values: vec![1.0; 3],
         };
-        for solver in [Solver::Cholesky, Solver::Cg] {
+        // k = 16 runs the AVX2 kernels where the CPU has them, k = 6 the portable ones.
+        for (solver, factors) in [(Solver::Cholesky, 16), (Solver::Cg, 16), (Solver::Cg, 6)] {
             let p = FitParams {
-                factors: 16,
+                factors,
                 iterations: 3,
                 solver,
                 ..FitParams::defaults(9)

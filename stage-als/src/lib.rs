@@ -26,12 +26,17 @@
 //! factors are those of the last iteration run.
 //!
 //! The ALS core (`fit_explicit`, `fit_implicit` on a `RatingsCsr` / `ImplicitCsr`) reads
-//! no files and is public, for tests and for the `als-bench` binary. Threads: `--threads`
+//! no files and is public, for tests and for the `als-bench` binary, which times it on the
+//! anchors' holdout splits (`evaluate` holds the held-out measures). Threads: `--threads`
 //! or `RELVID_THREADS` (0 = all cores); results do not depend on the count. On x86-64
-//! CPUs with AVX2 and FMA the kernels use fused multiply-adds, so factors can differ in
-//! the last bits from a machine without them.
+//! CPUs with AVX2 and FMA the kernels use fused multiply-adds (and, for k a multiple of
+//! 4, the explicit AVX2 kernels of `avx2`), so factors can differ in the last bits from a
+//! machine without them. Normal equations are built and solved in f64; factors are
+//! stored f32.
 
 pub mod args;
+pub mod avx2;
+pub mod evaluate;
 pub mod fit;
 pub mod kernels;
 pub mod load;
@@ -48,6 +53,7 @@ use common::ids::read_entity_ids;
 use common::io::AtomicParquetWriter;
 use common::schema::{files, USER_ID, USER_IDX, VIDEO_ID, VIDEO_IDX};
 use common::Summary;
+use rayon::prelude::*;
 use serde_json::json;
 
 pub use args::{Args, Config};
@@ -155,16 +161,20 @@ pub fn run(config: &Config) -> Result<Summary> {
     let user_batch = write::factor_batch(USER_IDX, USER_ID, &user_ids, &model.users)?;
     let video_batch = write::factor_batch(VIDEO_IDX, VIDEO_ID, &video_ids, &model.videos)?;
     let score_batch = write::score_batch(&sources, &candidates, &video_ids, scores)?;
-    let mut writers = Vec::new();
-    for (path, batch) in [
+    // Encoding and compressing the three files is the slow part and they are independent,
+    // so it runs in parallel; publishing (finish = rename) stays in order, scores last.
+    let writers = [
         (&users_path, &user_batch),
         (&videos_path, &video_batch),
         (&scores_path, &score_batch),
-    ] {
+    ]
+    .into_par_iter()
+    .map(|(path, batch)| {
         let mut writer = AtomicParquetWriter::create(path, batch.schema(), &meta)?;
         writer.write(batch)?;
-        writers.push((path, writer));
-    }
+        Ok((path, writer))
+    })
+    .collect::<Result<Vec<_>>>()?;
     let mut summary = Summary::new(STAGE, config.seed, effective);
     summary.input(
         &config.dir.join(files::INTERACTIONS),

@@ -39,7 +39,10 @@ pub struct AlsSection {
     /// row whose label is 0 (an explicit negative). >= 0. Default 10.0.
     pub alpha: f64,
     /// `"cholesky"`: exact solve of each k x k system; `"cg"`: `cg_steps` conjugate-gradient
-    /// steps warm-started from the previous factor (cheaper, approximate). Default "cholesky".
+    /// steps warm-started from the previous factor (cheaper, approximate, as the implicit
+    /// library does); `"auto"`: cg in implicit mode with regularization > 0 (where it is
+    /// 2 to 3 times faster), cholesky otherwise (explicit mode, and regularization 0, where
+    /// only Cholesky can report a singular system). Default "auto".
     pub solver: String,
     /// Conjugate-gradient steps per row and sweep, >= 1. Default 3.
     pub cg_steps: usize,
@@ -61,7 +64,7 @@ impl Default for AlsSection {
             lambda_scaling: "count".to_string(),
             iterations: 10,
             alpha: 10.0,
-            solver: "cholesky".to_string(),
+            solver: "auto".to_string(),
             cg_steps: 3,
             early_stop_tolerance: 0.0,
             init_std: 0.1,
@@ -205,11 +208,13 @@ impl AlsSection {
         let solver = match self.solver.as_str() {
             "cholesky" => Solver::Cholesky,
             "cg" => Solver::Cg,
+            "auto" if mode == Mode::Implicit && self.regularization > 0.0 => Solver::Cg,
+            "auto" => Solver::Cholesky,
             other => {
                 return Err(param_error(
                     "solver",
                     quoted(other),
-                    "use \"cholesky\" or \"cg\"",
+                    "use \"auto\", \"cholesky\" or \"cg\"",
                 ))
             }
         };
@@ -394,6 +399,24 @@ mod tests {
             ..Default::default()
         })
         .contains("cg_steps = 0"));
+    }
+
+    #[test]
+    fn auto_solver_is_cg_only_for_regularized_implicit_mode() {
+        let solver = |mode: &str, regularization: f64| {
+            AlsSection {
+                mode: mode.into(),
+                regularization,
+                ..Default::default()
+            }
+            .validate(1)
+            .unwrap()
+            .fit
+            .solver
+        };
+        assert_eq!(solver("implicit", 0.1), Solver::Cg);
+        assert_eq!(solver("implicit", 0.0), Solver::Cholesky);
+        assert_eq!(solver("explicit", 0.1), Solver::Cholesky);
     }
 
     #[test]

@@ -14,6 +14,8 @@
 use nalgebra::{Cholesky, DMatrix, DVector};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::avx2;
 use crate::kernels::{self, packed_len};
 use crate::matrix::{Cell, Csr};
 use crate::params::{LambdaScaling, Solver};
@@ -28,6 +30,10 @@ const SINGULAR_PIVOT_RATIO: f64 = 1e-12;
 
 /// Conjugate gradient stops once the squared residual norm falls below this.
 const CG_RESIDUAL_FLOOR: f64 = 1e-20;
+
+/// Smallest number of rows a rayon task takes: per-task scratch is set up once per task,
+/// and a row can take well under a microsecond.
+const ROWS_PER_TASK: usize = 16;
 
 /// `Y^T Y` of the fixed side, packed (for the Cholesky build) and full (for CG products).
 #[derive(Debug, Clone)]
@@ -81,6 +87,25 @@ fn gram_chunk<const FMA: bool>(rows: &[f32], k: usize, packed: &mut [f64]) {
         widen(row, &mut block[..k]);
         kernels::packed_rank1::<FMA>(packed, k, &block[..k], 1.0);
     }
+}
+
+/// Rows ahead of the current one whose cache lines the gather requests.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Asks the CPU to bring a factor row into the caches (a hint; no effect on results).
+#[inline(always)]
+fn prefetch_row(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // 16 f32 per 64-byte cache line.
+        for line in row.chunks(16) {
+            // SAFETY: prefetching is a hint that never faults; SSE is baseline on x86-64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
 }
 
 #[inline(always)]
@@ -137,6 +162,8 @@ struct Scratch {
     residual: Vec<f64>,
     direction: Vec<f64>,
     product: Vec<f64>,
+    /// Gathered observation rows of the CG solver, grown on demand up to one block.
+    rows: Vec<f64>,
 }
 
 impl Scratch {
@@ -151,25 +178,28 @@ impl Scratch {
             residual: vec![0.0; k],
             direction: vec![0.0; k],
             product: vec![0.0; k],
+            rows: Vec::new(),
         }
     }
 }
 
 impl<C: Cell> Sweep<'_, C> {
     /// Solves every row with `present[row]` into `out` (row-major n_rows x k); other rows
-    /// are set to zero. On singular systems, reports the lowest such row.
-    pub fn run(&self, present: &[bool], out: &mut [f32]) -> Result<(), SingularRow> {
+    /// are set to zero. Returns the FLOPs spent (counted per row, see `apply_row_matrix`
+    /// and `cholesky_row`); on singular systems, reports the lowest such row.
+    pub fn run(&self, present: &[bool], out: &mut [f32]) -> Result<u64, SingularRow> {
         let k = self.k;
         let fma = kernels::fma_available();
-        let first_failure = out
+        let (flops, first_failure) = out
             .par_chunks_mut(k)
             .enumerate()
+            .with_min_len(ROWS_PER_TASK)
             .map_init(
                 || Scratch::new(k),
                 |scratch, (row, factor)| {
                     if !present[row] {
                         factor.fill(0.0);
-                        return None;
+                        return (0, None);
                     }
                     let solved = if fma {
                         // SAFETY: the CPU supports AVX2 and FMA (checked by `fma_available`).
@@ -177,46 +207,26 @@ impl<C: Cell> Sweep<'_, C> {
                     } else {
                         solve_row::<C, false>(self, row, factor, scratch)
                     };
-                    solved.err()
+                    match solved {
+                        Ok(flops) => (flops, None),
+                        Err(failure) => (0, Some(failure)),
+                    }
                 },
             )
-            .flatten()
-            .min_by_key(|failure| failure.row);
+            .reduce(
+                || (0, None),
+                |(f1, e1), (f2, e2)| {
+                    let first = match (e1, e2) {
+                        (Some(a), Some(b)) => Some(if a.row <= b.row { a } else { b }),
+                        (a, b) => a.or(b),
+                    };
+                    (f1 + f2, first)
+                },
+            );
         match first_failure {
             Some(failure) => Err(failure),
-            None => Ok(()),
+            None => Ok(flops),
         }
-    }
-
-    /// Builds the normal equations of every present row without solving them; returns the
-    /// FLOPs of the Gram part (a benchmark of the hot loop, used by `als-bench`).
-    pub fn build_only(&self, present: &[bool]) -> u64 {
-        let fma = kernels::fma_available();
-        let checksum: f64 = (0..self.matrix.n_rows)
-            .into_par_iter()
-            .map_init(
-                || Scratch::new(self.k),
-                |scratch, row| {
-                    if !present[row] {
-                        return 0.0;
-                    }
-                    if fma {
-                        // SAFETY: the CPU supports AVX2 and FMA (checked by `fma_available`).
-                        unsafe { build_row_fma(self, row, scratch) };
-                    } else {
-                        build_row::<C, false>(self, row, scratch);
-                    }
-                    scratch.packed[0] + scratch.rhs[0]
-                },
-            )
-            .sum();
-        // Keeps the optimiser from dropping the builds whose results are otherwise unused.
-        std::hint::black_box(checksum);
-        let observations: u64 = (0..self.matrix.n_rows)
-            .filter(|&row| present[row])
-            .map(|row| (self.matrix.indptr[row + 1] - self.matrix.indptr[row]) as u64)
-            .sum();
-        observations * kernels::rank1_flops(self.k)
     }
 
     fn lambda_for(&self, n_obs: usize) -> f64 {
@@ -245,6 +255,22 @@ impl<C: Cell> Sweep<'_, C> {
         [first, second, third, &fourth[..k]]
     }
 
+    /// Widens the fixed rows of `cols` into consecutive rows of `block`.
+    ///
+    /// The rows are scattered over a matrix larger than the core's caches, so each is
+    /// prefetched `PREFETCH_AHEAD` rows before its turn: a cache miss per row otherwise
+    /// took a third of the solver's time.
+    #[inline(always)]
+    fn gather(&self, cols: &[u32], block: &mut [f64]) {
+        let k = self.k;
+        for (j, (target, &c)) in block.chunks_exact_mut(k).zip(cols).enumerate() {
+            if let Some(&ahead) = cols.get(j + PREFETCH_AHEAD) {
+                prefetch_row(&self.fixed[ahead as usize * k..(ahead as usize + 1) * k]);
+            }
+            widen(self.fixed_row(c), target);
+        }
+    }
+
     /// Widens one fixed row into the start of `block`.
     #[inline(always)]
     fn gather1<'b>(&self, col: u32, block: &'b mut [f64]) -> &'b [f64] {
@@ -260,7 +286,7 @@ unsafe fn solve_row_fma<C: Cell>(
     row: usize,
     factor: &mut [f32],
     scratch: &mut Scratch,
-) -> Result<(), SingularRow> {
+) -> Result<u64, SingularRow> {
     solve_row::<C, true>(sweep, row, factor, scratch)
 }
 
@@ -270,19 +296,8 @@ unsafe fn solve_row_fma<C: Cell>(
     row: usize,
     factor: &mut [f32],
     scratch: &mut Scratch,
-) -> Result<(), SingularRow> {
+) -> Result<u64, SingularRow> {
     solve_row::<C, false>(sweep, row, factor, scratch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn build_row_fma<C: Cell>(sweep: &Sweep<C>, row: usize, scratch: &mut Scratch) {
-    build_row::<C, true>(sweep, row, scratch)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn build_row_fma<C: Cell>(sweep: &Sweep<C>, row: usize, scratch: &mut Scratch) {
-    build_row::<C, false>(sweep, row, scratch)
 }
 
 #[inline(always)]
@@ -291,13 +306,10 @@ fn solve_row<C: Cell, const FMA: bool>(
     row: usize,
     factor: &mut [f32],
     scratch: &mut Scratch,
-) -> Result<(), SingularRow> {
+) -> Result<u64, SingularRow> {
     match sweep.solver {
         Solver::Cholesky => cholesky_row::<C, FMA>(sweep, row, factor, scratch),
-        Solver::Cg => {
-            cg_row::<C, FMA>(sweep, row, factor, scratch);
-            Ok(())
-        }
+        Solver::Cg => Ok(cg_row::<C, FMA>(sweep, row, factor, scratch)),
     }
 }
 
@@ -353,7 +365,7 @@ fn cholesky_row<C: Cell, const FMA: bool>(
     row: usize,
     factor: &mut [f32],
     scratch: &mut Scratch,
-) -> Result<(), SingularRow> {
+) -> Result<u64, SingularRow> {
     let k = sweep.k;
     build_row::<C, FMA>(sweep, row, scratch);
     let singular = SingularRow {
@@ -393,12 +405,41 @@ fn cholesky_row<C: Cell, const FMA: bool>(
     for (out, value) in factor.iter_mut().zip(scratch.rhs.iter()) {
         *out = *value as f32;
     }
-    Ok(())
+    Ok(cholesky_flops(k, singular.n_obs))
+}
+
+/// FLOPs of one Cholesky row: the build (a packed rank-1 update and an axpy per
+/// observation), the factorisation (k^3 / 3) and the two triangular solves (2 k^2).
+pub fn cholesky_flops(k: usize, n_obs: usize) -> u64 {
+    let k = k as u64;
+    n_obs as u64 * (kernels::rank1_flops(k as usize) + 2 * k) + k * k * k / 3 + 2 * k * k
+}
+
+/// Widened f64 observation rows one CG block holds: 256 KiB, a quarter of a typical
+/// per-core L2 cache, so the block stays there across the passes that reuse it.
+const GATHER_BYTES: usize = 256 * 1024;
+
+/// Observations per gathered block for k factors: a multiple of 4, so that the groups of
+/// four that the kernels take are the same whether a row is gathered whole or in blocks.
+fn gather_block_rows(k: usize) -> usize {
+    (GATHER_BYTES / (8 * k)).max(4) / 4 * 4
+}
+
+/// The observed rows of one CG solve, widened to f64 in a per-task buffer. A row with at
+/// most `gather_block_rows(k)` observations is gathered once and reused by all its passes
+/// (the residual and every step), which saves the f32 -> f64 conversions and cache misses
+/// of re-reading scattered rows; a longer row is gathered block by block in every pass.
+struct Gathered<'s> {
+    buffer: &'s mut Vec<f64>,
+    block_rows: usize,
+    resident: bool,
 }
 
 /// `out = c A v + d b` without forming A (c, d in {-1, 0, 1}): the Gram product, then
 /// four observations at a time `sum_i (d h_i + c g_i (y_i · v)) y_i`, then `c lambda v`.
 /// With c = -1, d = 1 this is the residual b - A v in a single pass over the observations.
+/// Returns the pass's FLOPs (2 k^2 for the Gram product, 4 k per observation, 2 k for the
+/// ridge term; the few scalar operations per observation are not counted).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn apply_row_matrix<C: Cell, const FMA: bool>(
@@ -408,46 +449,103 @@ fn apply_row_matrix<C: Cell, const FMA: bool>(
     lambda: f64,
     [c, d]: [f64; 2],
     v: &[f64],
-    block: &mut [f64],
+    gathered: &mut Gathered,
     out: &mut [f64],
-) {
+) -> u64 {
+    let k = sweep.k;
+    let mut flops = (4 * k * cols.len() + 2 * k) as u64;
     match sweep.gram {
         Some(gram) => {
-            kernels::symv_full::<FMA>(&gram.full, sweep.k, v, out);
+            if use_avx2::<FMA>(k) {
+                // SAFETY: FMA = true only runs on CPUs with AVX2 and FMA; k % 4 == 0.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    avx2::symv(&gram.full, k, v, out)
+                };
+            } else {
+                kernels::symv_full::<FMA>(&gram.full, k, v, out);
+            }
             if c != 1.0 {
                 out.iter_mut().for_each(|o| *o *= c);
             }
+            flops += 2 * (k * k) as u64;
         }
         None => out.fill(0.0),
     }
-    let mut col_groups = cols.chunks_exact(4);
-    let mut cell_groups = cells.chunks_exact(4);
-    for (group, w) in (&mut col_groups).zip(&mut cell_groups) {
-        let y = sweep.gather4(group, block);
-        let dots = kernels::dot4::<FMA>(y, v);
-        let mut coefficients = [0.0; 4];
-        for t in 0..4 {
-            coefficients[t] = d * w[t].rhs_weight() + c * w[t].gram_weight() * dots[t];
+    let block_rows = gathered.block_rows;
+    for (block_cols, block_cells) in cols.chunks(block_rows).zip(cells.chunks(block_rows)) {
+        if !gathered.resident {
+            sweep.gather(block_cols, gathered.buffer);
         }
-        kernels::axpy4::<FMA>(coefficients, y, out);
+        let rows = &gathered.buffer[..block_cols.len() * k];
+        accumulate_block::<C, FMA>(rows, k, block_cells, [c, d], v, out);
     }
-    for (&col, &w) in col_groups.remainder().iter().zip(cell_groups.remainder()) {
-        let y = sweep.gather1(col, block);
+    kernels::axpy::<FMA>(c * lambda, v, out);
+    flops
+}
+
+/// True when the explicit AVX2 kernels apply: inside the FMA copy of the solver, on
+/// x86-64, with k a multiple of 4.
+#[inline(always)]
+fn use_avx2<const FMA: bool>(k: usize) -> bool {
+    FMA && cfg!(target_arch = "x86_64") && k % 4 == 0
+}
+
+/// `out += sum_i (d h_i + c g_i (y_i · v)) y_i` over contiguous widened rows y_i.
+#[inline(always)]
+fn accumulate_block<C: Cell, const FMA: bool>(
+    rows: &[f64],
+    k: usize,
+    cells: &[C],
+    [c, d]: [f64; 2],
+    v: &[f64],
+    out: &mut [f64],
+) {
+    let mut groups = rows.chunks_exact(4 * k);
+    let mut cell_groups = cells.chunks_exact(4);
+    for (group, w) in (&mut groups).zip(&mut cell_groups) {
+        let (y0, rest) = group.split_at(k);
+        let (y1, rest) = rest.split_at(k);
+        let (y2, y3) = rest.split_at(k);
+        let y = [y0, y1, y2, y3];
+        let coefficients = |dots: [f64; 4]| {
+            let mut coefficients = [0.0; 4];
+            for t in 0..4 {
+                coefficients[t] = d * w[t].rhs_weight() + c * w[t].gram_weight() * dots[t];
+            }
+            coefficients
+        };
+        if use_avx2::<FMA>(k) {
+            // SAFETY: FMA = true only runs on CPUs with AVX2 and FMA; k % 4 == 0.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                avx2::dot_axpy4(y, k, v, out, coefficients)
+            };
+        } else {
+            kernels::axpy4::<FMA>(coefficients(kernels::dot4::<FMA>(y, v)), y, out);
+        }
+    }
+    for (y, &w) in groups
+        .remainder()
+        .chunks_exact(k)
+        .zip(cell_groups.remainder())
+    {
         let coefficient = d * w.rhs_weight() + c * w.gram_weight() * kernels::dot::<FMA>(y, v);
         kernels::axpy::<FMA>(coefficient, y, out);
     }
-    kernels::axpy::<FMA>(c * lambda, v, out);
 }
 
 /// Conjugate gradient on A x = b from the row's current factor (Takacs et al. 2011 use the
 /// same warm start for implicit ALS): a few steps per sweep converge across sweeps.
+/// Returns the FLOPs spent (the passes' counts plus 10 k per step for the vector updates).
 #[inline(always)]
 fn cg_row<C: Cell, const FMA: bool>(
     sweep: &Sweep<C>,
     row: usize,
     factor: &mut [f32],
     scratch: &mut Scratch,
-) {
+) -> u64 {
+    let k = sweep.k;
     let (cols, cells) = sweep.matrix.row(row);
     let lambda = sweep.lambda_for(cols.len());
     let Scratch {
@@ -455,12 +553,37 @@ fn cg_row<C: Cell, const FMA: bool>(
         residual,
         direction,
         product,
-        block,
+        rows,
         ..
     } = scratch;
     widen(factor, x);
 
-    apply_row_matrix::<C, FMA>(sweep, cols, cells, lambda, [-1.0, 1.0], x, block, residual);
+    // Gather a short row once for all its passes.
+    let block_rows = gather_block_rows(k);
+    let resident = cols.len() <= block_rows;
+    let needed = cols.len().min(block_rows) * k;
+    if rows.len() < needed {
+        rows.resize(needed, 0.0);
+    }
+    if resident {
+        sweep.gather(cols, rows);
+    }
+    let mut gathered = Gathered {
+        buffer: rows,
+        block_rows,
+        resident,
+    };
+
+    let mut flops = apply_row_matrix::<C, FMA>(
+        sweep,
+        cols,
+        cells,
+        lambda,
+        [-1.0, 1.0],
+        x,
+        &mut gathered,
+        residual,
+    );
     direction.copy_from_slice(residual);
     let mut rs_old = kernels::dot::<FMA>(residual, residual);
 
@@ -468,16 +591,17 @@ fn cg_row<C: Cell, const FMA: bool>(
         if rs_old < CG_RESIDUAL_FLOOR {
             break;
         }
-        apply_row_matrix::<C, FMA>(
+        flops += apply_row_matrix::<C, FMA>(
             sweep,
             cols,
             cells,
             lambda,
             [1.0, 0.0],
             direction,
-            block,
+            &mut gathered,
             product,
         );
+        flops += 10 * k as u64;
         let curvature = kernels::dot::<FMA>(direction, product);
         // A non-positive (or NaN) curvature means the direction is numerically null.
         if curvature.is_nan() || curvature <= 0.0 {
@@ -496,6 +620,7 @@ fn cg_row<C: Cell, const FMA: bool>(
     for (out, &value) in factor.iter_mut().zip(x.iter()) {
         *out = value as f32;
     }
+    flops
 }
 
 #[cfg(test)]
@@ -618,6 +743,39 @@ mod tests {
                     "{solver:?}: {got} vs {want}"
                 );
             }
+        }
+    }
+
+    /// A row with more observations than one gather block is gathered block by block in
+    /// every pass; the result must still be the exact solution (CG with k steps).
+    #[test]
+    fn cg_on_a_row_longer_than_one_gather_block_matches_a_dense_solve() {
+        let k = 4;
+        let n_obs = gather_block_rows(k) + 37;
+        let fixed: Vec<f32> = (0..n_obs * k)
+            .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 100.0)
+            .collect();
+        let cols: Vec<u32> = (0..n_obs as u32).collect();
+        let cell = Implicit {
+            preference: 1.0,
+            confidence: 3.0,
+        };
+        let matrix =
+            Csr::from_triples(1, n_obs, &vec![0; n_obs], &cols, &vec![cell; n_obs]).unwrap();
+        let g = gram(&fixed, k);
+        let rows: Vec<(Vec<f64>, f64, f64)> = (0..n_obs)
+            .map(|c| (widened(&fixed[c * k..(c + 1) * k]), 2.0, 3.0))
+            .collect();
+        let expected = dense_solution(&rows, Some(&g.full), k, 0.5);
+        let mut out = vec![0.0f32; k];
+        sweep(&matrix, &fixed, Some(&g), k, Solver::Cg)
+            .run(&[true], &mut out)
+            .unwrap();
+        for (got, want) in out.iter().zip(&expected) {
+            assert!(
+                (*got as f64 - want).abs() < 1e-5 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
         }
     }
 

@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use common::columns::{f32_array, u32_array};
 use common::schema::{CANDIDATE_ID, CANDIDATE_IDX, SOURCE_ID, SOURCE_IDX};
 use common::IdColumn;
+use rayon::prelude::*;
 
 use crate::fit::Factors;
 use crate::metrics::dot_f32;
@@ -52,7 +53,7 @@ pub fn cosine_scores(sources: &[u32], candidates: &[u32], videos: &Factors) -> V
         .map(|i| videos.row(i).map_or(0.0, |f| dot_f32(f, f).sqrt()))
         .collect();
     sources
-        .iter()
+        .par_iter()
         .zip(candidates)
         .map(|(&s, &c)| {
             let (s, c) = (s as usize, c as usize);
