@@ -23,21 +23,35 @@ pub fn empirical_cdf(values: &[f32]) -> Vec<f32> {
     }
     // -0.0 and 0.0 are one value here; `total_cmp` alone would rank them apart.
     let canonical = |v: f32| v + 0.0;
-    let mut sorted: Vec<f32> = values.iter().map(|&v| canonical(v)).collect();
-    sorted.par_sort_unstable_by(f32::total_cmp);
+    assert!(n <= u32::MAX as usize, "empirical_cdf: {n} values exceed the u32 positions");
+
+    // Sort (value, position) once and walk the tie groups: one binary search per value
+    // would jump across the sorted array and miss the cache at every step, which made
+    // this the slowest part of the merge on millions of candidate pairs.
+    let mut order: Vec<(f32, u32)> = values
+        .iter()
+        .enumerate()
+        .map(|(position, &v)| (canonical(v), position as u32))
+        .collect();
+    order.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
 
     let last = (n - 1) as f64;
-    values
-        .par_iter()
-        .map(|&v| {
-            let v = canonical(v);
-            let below = sorted.partition_point(|x| x.total_cmp(&v) == Ordering::Less);
-            let up_to = sorted.partition_point(|x| x.total_cmp(&v) != Ordering::Greater);
-            // 0-based mid-rank of the tie group [below, up_to).
-            let mid = (below + up_to - 1) as f64 / 2.0;
-            (mid / last) as f32
-        })
-        .collect()
+    let mut cdf = vec![0.0f32; n];
+    let mut start = 0;
+    while start < n {
+        let value = order[start].0;
+        let mut end = start + 1;
+        while end < n && order[end].0.total_cmp(&value) == Ordering::Equal {
+            end += 1;
+        }
+        // 0-based mid-rank of the tie group [start, end).
+        let mid = ((start + end - 1) as f64 / 2.0 / last) as f32;
+        for &(_, position) in &order[start..end] {
+            cdf[position as usize] = mid;
+        }
+        start = end;
+    }
+    cdf
 }
 
 /// s_k of every pair: the larger of the two models' CDF values.
