@@ -1,6 +1,7 @@
 //! Candle building blocks shared by relvid's two neural stages (`stage-coordinate` and
 //! `stage-twotower`): device choice, seeded parameters, MLPs, sparse embedding tables with
-//! lazy Adam, numerically safe losses and cosines, early stopping, AUC and finiteness checks.
+//! lazy Adam, data-parallel shards of a batch, per-epoch samples, numerically safe losses
+//! and cosines, early stopping, AUC and finiteness checks.
 //!
 //! Reads and writes no data files itself; [`params::save_safetensors`] writes a model file
 //! atomically for the stages.
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod mlp;
 pub mod optim;
 pub mod params;
+pub mod shards;
 pub mod sparse;
 
 pub use device::{select_device, DeviceKind};

@@ -143,14 +143,69 @@ impl SparseEmbedding {
         config: &AdamConfig,
         step: usize,
     ) -> Result<()> {
-        let Some(grad) = grads.get(gathered.var.as_tensor()) else {
+        let Some(grad) = self.read_grad(gathered, grads)? else {
             return Ok(());
+        };
+        self.adam_rows(&gathered.rows, &grad, config, step);
+        Ok(())
+    }
+
+    fn read_grad(&self, gathered: &Gathered, grads: &GradStore) -> Result<Option<Vec<f32>>> {
+        let Some(grad) = grads.get(gathered.var.as_tensor()) else {
+            return Ok(None);
         };
         let grad = grad
             .flatten_all()?
             .to_vec1::<f32>()
             .with_context(|| format!("reading the gradient of {}", self.name))?;
+        Ok(Some(grad))
+    }
 
+    /// One AdamW step for a batch cut into shards: `parts` holds each shard's gathered rows
+    /// and gradients, in shard order. A row that several shards used gets the sum of their
+    /// gradients, added in shard order, so the update does not depend on which thread ran
+    /// which shard. With one shard this is [`Self::adam_step`].
+    pub fn adam_step_shards(
+        &mut self,
+        parts: &[(&Gathered, &GradStore)],
+        merge: &mut Dedup,
+        config: &AdamConfig,
+        step: usize,
+    ) -> Result<()> {
+        if let [(gathered, grads)] = parts {
+            return self.adam_step(gathered, grads, config, step);
+        }
+        let mut shard_grads = Vec::with_capacity(parts.len());
+        for (gathered, grads) in parts {
+            shard_grads.push(self.read_grad(gathered, grads)?);
+        }
+        let touched = parts
+            .iter()
+            .zip(&shard_grads)
+            .filter(|(_, grad)| grad.is_some())
+            .flat_map(|((gathered, _), _)| gathered.rows.iter().copied());
+        merge.run(touched);
+        let dim = self.dim;
+        let mut summed = vec![0.0f32; merge.unique.len() * dim];
+        let mut local = merge.local.iter();
+        for grad in shard_grads.iter().flatten() {
+            for row_grad in grad.chunks_exact(dim) {
+                let slot = *local.next().expect("one slot per touched row") as usize;
+                for (acc, g) in summed[slot * dim..(slot + 1) * dim]
+                    .iter_mut()
+                    .zip(row_grad)
+                {
+                    *acc += g;
+                }
+            }
+        }
+        let rows = merge.unique.clone();
+        self.adam_rows(&rows, &summed, config, step);
+        Ok(())
+    }
+
+    /// The AdamW update of `rows` from their gradients `grad` (row-major, one row each).
+    fn adam_rows(&mut self, rows: &[u32], grad: &[f32], config: &AdamConfig, step: usize) {
         // candle's AdamW update, θ ← θ(1 - lr·λ) - lr·m̂/(√v̂ + ε), rewritten with the bias
         // corrections folded into two scalars (computed in f64) so that the per-element work
         // is f32 multiply-adds and one square root:
@@ -164,18 +219,18 @@ impl SparseEmbedding {
         let decay = (1.0 - config.learning_rate * config.weight_decay) as f32;
         let (b1, b2) = (beta1 as f32, beta2 as f32);
         let dim = self.dim;
-        for (g, &row) in grad.chunks_exact(dim).zip(&gathered.rows) {
+        for (g, &row) in grad.chunks_exact(dim).zip(rows) {
             let start = row as usize * dim;
             let w = &mut self.weights[start..start + dim];
             let m = &mut self.first_moment[start..start + dim];
             let v = &mut self.second_moment[start..start + dim];
-            for j in 0..dim {
-                m[j] = b1 * m[j] + (1.0 - b1) * g[j];
-                v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
-                w[j] = w[j] * decay - step_size * m[j] / (v[j].sqrt() + eps);
+            // Zipped slices of one length let the compiler drop bounds checks and vectorise.
+            for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *w = *w * decay - step_size * *m / (v.sqrt() + eps);
             }
         }
-        Ok(())
     }
 
     /// Fails on the first row holding NaN or infinity, naming the table and `step`.
@@ -283,6 +338,62 @@ mod tests {
         // Untouched rows keep their values.
         assert_eq!(&got[3..6], &initial[3..6]);
         assert_eq!(&got[9..12], &initial[9..12]);
+    }
+
+    #[test]
+    fn shards_sum_the_gradients_of_shared_rows() {
+        let device = Device::Cpu;
+        let initial: Vec<f32> = (0..8).map(|i| i as f32 * 0.25).collect();
+        let config = AdamConfig::new(0.1, 0.0);
+        let loss_of = |gathered: &Gathered, scale: f64| {
+            gathered
+                .var
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .affine(scale, 0.0)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+
+        // Whole batch: rows 1 and 3 with the gradient of (1 + 2)·|row|² on row 1.
+        let mut whole = SparseEmbedding::new("t", 4, 2, initial.clone());
+        let all = whole.gather_var(&[1, 3], &device).unwrap();
+        let grads = {
+            let x = all.var.as_tensor();
+            let weights = Tensor::new(&[[3.0f32, 3.0], [2.0, 2.0]], &device).unwrap();
+            x.sqr()
+                .unwrap()
+                .mul(&weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+        whole.adam_step(&all, &grads, &config, 1).unwrap();
+
+        // Shards: the first uses row 1 (weight 1), the second rows 3 and 1 (weight 2).
+        let mut sharded = SparseEmbedding::new("t", 4, 2, initial.clone());
+        let first = sharded.gather_var(&[1], &device).unwrap();
+        let second = sharded.gather_var(&[3, 1], &device).unwrap();
+        let (g1, g2) = (loss_of(&first, 1.0), loss_of(&second, 2.0));
+        let mut merge = Dedup::new(4);
+        sharded
+            .adam_step_shards(&[(&first, &g1), (&second, &g2)], &mut merge, &config, 1)
+            .unwrap();
+        for (a, b) in whole.weights().iter().zip(sharded.weights()) {
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{:?} vs {:?}",
+                whole.weights(),
+                sharded.weights()
+            );
+        }
+        assert_eq!(&sharded.weights()[0..2], &initial[0..2]);
     }
 
     #[test]

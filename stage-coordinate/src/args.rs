@@ -43,6 +43,10 @@ pub struct Args {
     #[arg(long, value_name = "RATE")]
     pub learning_rate: Option<f64>,
 
+    /// Override [coordinate] max_train_rows (train rows per epoch, 0 = all)
+    #[arg(long, value_name = "N")]
+    pub max_train_rows: Option<usize>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -54,6 +58,7 @@ impl Args {
         let mut section: CoordinateSection = pipeline.section("coordinate")?;
         section.epochs = self.epochs.unwrap_or(section.epochs);
         section.learning_rate = self.learning_rate.unwrap_or(section.learning_rate);
+        section.max_train_rows = self.max_train_rows.unwrap_or(section.max_train_rows);
         section.validate()?;
         Ok(Config {
             dir: self.dir,
@@ -98,10 +103,17 @@ mod tests {
     fn flags_override_the_section() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_config(dir.path(), "epochs = 3");
-        let config = args(&["--epochs", "7", "--learning-rate", "0.01"], &path)
-            .into_config()
-            .unwrap();
+        let flags = [
+            "--epochs",
+            "7",
+            "--learning-rate",
+            "0.01",
+            "--max-train-rows",
+            "0",
+        ];
+        let config = args(&flags, &path).into_config().unwrap();
         assert_eq!(config.section.epochs, 7);
+        assert_eq!(config.section.max_train_rows, 0);
         assert_eq!(config.section.learning_rate, 0.01);
         assert_eq!(config.objectives.len(), 1);
     }

@@ -35,6 +35,20 @@ pub struct CoordinateSection {
     pub patience: usize,
     /// Interactions per gradient step, ≥ 1. Default 1024.
     pub batch_size: usize,
+    /// Shards a batch is cut into: their forward and backward passes run in parallel and
+    /// their gradients are summed in shard order, so results depend on this number but not
+    /// on `--threads`. 1 to `batch_size`. Default 2 (one per core of a two-core machine).
+    pub shards: usize,
+    /// Train interactions per epoch: each epoch trains on a fresh seeded sample (without
+    /// replacement) of at most this many train rows; 0 = every row every epoch. Default
+    /// 4,000,000, which bounds an epoch on large logs. Smaller samples cost a little
+    /// accuracy: on the 5M-row synthetic log (4.0M train rows) the mean valid AUC was
+    /// 0.652 with every row, 0.647 with 2M and 0.648 with 1M rows per epoch.
+    pub max_train_rows: usize,
+    /// Valid interactions that drive early stopping and the per-epoch AUC: a seeded sample
+    /// of at most this many, drawn once; 0 = all. Default 500,000. Thresholds and the
+    /// reported routing figures always use every valid row.
+    pub max_valid_rows: usize,
     /// Adam step size, > 0. Default 1e-3.
     pub learning_rate: f64,
     /// Decoupled (AdamW) weight decay, ≥ 0. Default 0.
@@ -60,6 +74,9 @@ impl Default for CoordinateSection {
             epochs: 10,
             patience: 2,
             batch_size: 1024,
+            shards: 2,
+            max_train_rows: 4_000_000,
+            max_valid_rows: 500_000,
             learning_rate: 1e-3,
             weight_decay: 0.0,
             threshold: 0.5,
@@ -98,6 +115,13 @@ impl CoordinateSection {
         }
         if self.batch_size == 0 {
             return Err(param_error("batch_size", 0, "must be at least 1"));
+        }
+        if self.shards == 0 || self.shards > self.batch_size {
+            return Err(param_error(
+                "shards",
+                self.shards,
+                "must lie in 1..=batch_size",
+            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(param_error(
@@ -208,6 +232,18 @@ mod tests {
     #[test]
     fn rejects_zero_batch_size() {
         rejects(|s| s.batch_size = 0, "batch_size");
+    }
+
+    #[test]
+    fn rejects_shards_outside_one_to_batch_size() {
+        rejects(|s| s.shards = 0, "shards");
+        rejects(
+            |s| {
+                s.batch_size = 4;
+                s.shards = 5;
+            },
+            "shards",
+        );
     }
 
     #[test]

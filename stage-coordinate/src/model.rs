@@ -28,14 +28,21 @@ struct EmbeddingField {
     /// Code per entity; `None` for an id embedding, indexed by the dense index.
     codes: Option<Vec<u32>>,
     table: SparseEmbedding,
-    dedup: Dedup,
+}
+
+/// Per-shard buffers of a training forward pass: one deduplicator per embedding field.
+pub struct Scratch {
+    dedups: Vec<Dedup>,
 }
 
 /// The network and its side-feature lookup.
 pub struct CoordinateModel {
     params: Params,
     fields: Vec<EmbeddingField>,
+    /// One deduplicator per field, to merge the shards' rows before an update.
+    merge: Vec<Dedup>,
     mlp: Mlp,
+    n_objectives: usize,
     side: SideFeatures,
     device: Device,
 }
@@ -75,13 +82,11 @@ impl CoordinateModel {
                 entity: Entity::User,
                 codes: None,
                 table: table("embedding.user_id", side.users.n_rows),
-                dedup: Dedup::new(side.users.n_rows),
             },
             EmbeddingField {
                 entity: Entity::Video,
                 codes: None,
                 table: table("embedding.video_id", side.videos.n_rows),
-                dedup: Dedup::new(side.videos.n_rows),
             },
         ];
         for (entity, features, prefix) in [
@@ -94,7 +99,6 @@ impl CoordinateModel {
                     entity,
                     codes: Some(feature.codes.clone()),
                     table: table(&format!("embedding.{prefix}.{}", feature.name), n_codes),
-                    dedup: Dedup::new(n_codes),
                 });
             }
         }
@@ -105,13 +109,24 @@ impl CoordinateModel {
         dims.push(n_objectives);
         let mut params = Params::new(device);
         let mlp = Mlp::new(&mut params, &mut rng, "mlp", &dims)?;
+        let merge = fields
+            .iter()
+            .map(|f| Dedup::new(f.table.n_rows()))
+            .collect();
         Ok(CoordinateModel {
             params,
             fields,
+            merge,
             mlp,
+            n_objectives,
             side,
             device: device.clone(),
         })
+    }
+
+    /// Number of outputs (one logit per objective).
+    pub fn n_objectives(&self) -> usize {
+        self.n_objectives
     }
 
     /// Width of the MLP input.
@@ -119,13 +134,29 @@ impl CoordinateModel {
         self.fields.iter().map(|f| f.table.dim()).sum::<usize>() + self.side.n_dense()
     }
 
-    /// Logits of the interactions `rows` of `table`. With `train`, the embedding rows become
-    /// graph leaves so that [`Self::apply_sparse`] can update them.
-    pub fn forward(&mut self, table: &Interactions, rows: &[u32], train: bool) -> Result<Forward> {
+    /// Buffers for [`Self::forward`]; one per shard, reused across batches.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            dedups: self
+                .fields
+                .iter()
+                .map(|f| Dedup::new(f.table.n_rows()))
+                .collect(),
+        }
+    }
+
+    /// Logits of the interactions `rows` of `table` for a training step: the embedding rows
+    /// become graph leaves so that [`Self::apply_sparse`] can update them.
+    pub fn forward(
+        &self,
+        scratch: &mut Scratch,
+        table: &Interactions,
+        rows: &[u32],
+    ) -> Result<Forward> {
         let n = rows.len();
         let mut parts = Vec::with_capacity(self.fields.len() + 1);
         let mut gathered = Vec::new();
-        for field in &mut self.fields {
+        for (field, dedup) in self.fields.iter().zip(&mut scratch.dedups) {
             let entities = match field.entity {
                 Entity::User => &table.user_idx,
                 Entity::Video => &table.video_idx,
@@ -137,17 +168,11 @@ impl CoordinateModel {
                     .as_ref()
                     .map_or(entity, |codes| codes[entity as usize])
             });
-            field.dedup.run(codes);
-            let local = Tensor::from_slice(&field.dedup.local, n, &self.device)?;
-            let rows_used = if train {
-                let leaf = field.table.gather_var(&field.dedup.unique, &self.device)?;
-                let tensor = leaf.var.as_tensor().clone();
-                gathered.push(leaf);
-                tensor
-            } else {
-                field.table.gather(&field.dedup.unique, &self.device)?
-            };
-            parts.push(rows_used.index_select(&local, 0)?);
+            dedup.run(codes);
+            let local = Tensor::from_slice(&dedup.local, n, &self.device)?;
+            let leaf = field.table.gather_var(&dedup.unique, &self.device)?;
+            parts.push(leaf.var.as_tensor().index_select(&local, 0)?);
+            gathered.push(leaf);
         }
 
         let n_dense = self.side.n_dense();
@@ -170,16 +195,50 @@ impl CoordinateModel {
         })
     }
 
-    /// Adam step `step` on the embedding rows a training forward pass used.
+    /// Logits `(rows, objectives)` of the interactions `rows` of `table`, without gradients
+    /// and without touching the model, so that chunks of rows can run in parallel. The
+    /// input row is assembled in [`Self::forward`]'s column order, so both give the same
+    /// logits.
+    pub fn predict(&self, table: &Interactions, rows: &[u32]) -> Result<Tensor> {
+        let width = self.n_inputs();
+        let mut inputs = Vec::with_capacity(rows.len() * width);
+        for &row in rows {
+            let row = row as usize;
+            let (user, video) = (table.user_idx[row], table.video_idx[row]);
+            for field in &self.fields {
+                let entity = match field.entity {
+                    Entity::User => user,
+                    Entity::Video => video,
+                };
+                let index = field
+                    .codes
+                    .as_ref()
+                    .map_or(entity, |codes| codes[entity as usize])
+                    as usize;
+                let dim = field.table.dim();
+                inputs.extend_from_slice(&field.table.weights()[index * dim..(index + 1) * dim]);
+            }
+            self.side
+                .push_dense(user, video, table.ts_ms[row], &mut inputs);
+        }
+        let inputs = Tensor::from_vec(inputs, (rows.len(), width), &self.device)?;
+        Ok(self.mlp.forward(&inputs)?)
+    }
+
+    /// Adam step `step` on the embedding rows that the shards' forward passes used;
+    /// `shards` holds each shard's pass and gradients, in shard order.
     pub fn apply_sparse(
         &mut self,
-        forward: &Forward,
-        grads: &GradStore,
+        shards: &[(&Forward, &GradStore)],
         config: &AdamConfig,
         step: usize,
     ) -> Result<()> {
-        for (field, leaf) in self.fields.iter_mut().zip(&forward.gathered) {
-            field.table.adam_step(leaf, grads, config, step)?;
+        for (i, (field, merge)) in self.fields.iter_mut().zip(&mut self.merge).enumerate() {
+            let parts: Vec<(&Gathered, &GradStore)> = shards
+                .iter()
+                .map(|(forward, grads)| (&forward.gathered[i], *grads))
+                .collect();
+            field.table.adam_step_shards(&parts, merge, config, step)?;
         }
         Ok(())
     }

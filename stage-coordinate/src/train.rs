@@ -1,19 +1,23 @@
 //! Training of the Coordinating Network: shuffled mini-batches of train interactions, log
 //! loss per objective over the rows where that objective has a label, summed over
-//! objectives; early stopping on the same loss over the valid split.
+//! objectives; early stopping on the same loss over (a fixed sample of) the valid split.
+//! Each epoch trains on a fresh seeded sample of at most `max_train_rows` train rows; each
+//! batch is cut into `shards` pieces whose passes run in parallel and whose gradients are
+//! summed in shard order, so results do not depend on the thread count.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::Tensor;
 use common::Interactions;
-use relvid_nn::batches::{n_batches, shuffled};
+use rayon::prelude::*;
+use relvid_nn::batches::{n_batches, sampled};
 use relvid_nn::optim::Adam;
 use relvid_nn::{auc, report_epoch, AdamConfig, EarlyStopping, EpochFigures, Verdict};
 use serde::Serialize;
 
 use crate::config::CoordinateSection;
-use crate::model::CoordinateModel;
+use crate::model::{CoordinateModel, Scratch};
 
 /// Rows per forward pass when predicting (no gradient, so larger than a training batch).
 pub const PREDICT_CHUNK: usize = 8192;
@@ -31,6 +35,10 @@ pub struct TrainData<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochReport {
     pub epoch: usize,
+    /// Train rows of this epoch's sample.
+    pub train_rows: usize,
+    /// Train rows per second of this epoch's gradient steps (samples/s).
+    pub train_rows_per_s: f64,
     pub train_loss: f64,
     pub valid_loss: f64,
     /// Mean over objectives of the valid AUC of p_k (objectives with both classes only).
@@ -84,46 +92,45 @@ pub fn train(
     let n_objectives = data.labels.len();
     let adam_config = AdamConfig::new(section.learning_rate, section.weight_decay);
     let mut adam = Adam::new(adam_config, model.params().vars())?;
+    let mut scratches: Vec<Scratch> = (0..section.shards).map(|_| model.scratch()).collect();
     let mut stopper = EarlyStopping::new(section.patience);
     let mut best = model.snapshot()?;
     let mut epochs = Vec::new();
     let mut train_seconds = 0.0;
     let mut train_rows_seen = 0usize;
 
-    let batches_per_epoch = n_batches(data.train_rows.len(), section.batch_size);
+    // Each epoch trains on at most `max_train_rows` rows (a fresh sample per epoch).
+    let rows_per_epoch = match section.max_train_rows {
+        0 => data.train_rows.len(),
+        cap => cap.min(data.train_rows.len()),
+    };
+    let batches_per_epoch = n_batches(rows_per_epoch, section.batch_size);
     let bar = common::progress::bar((section.epochs * batches_per_epoch) as u64, "coordinate");
     let mut stopped_early = false;
     for epoch in 1..=section.epochs {
         let started = Instant::now();
 
-        // Gradient steps over a fresh permutation of the train rows.
-        let order = shuffled(data.train_rows.len(), seed, "coordinate-shuffle", epoch);
+        // Gradient steps over a fresh sample (or permutation) of the train rows.
+        let order = sampled(
+            data.train_rows.len(),
+            section.max_train_rows,
+            seed,
+            "coordinate-shuffle",
+            epoch,
+        );
         let mut train_sums = LossSums::new(n_objectives);
         for batch in order.chunks(section.batch_size) {
             let rows: Vec<u32> = batch.iter().map(|&i| data.train_rows[i as usize]).collect();
-            let (targets, mask, counts) =
-                batch_labels(data.labels, &rows, model.params().device())?;
-            let forward = model.forward(data.table, &rows, true)?;
-            let per_row = relvid_nn::log_loss_with_logits(&forward.logits, &targets)?.mul(&mask)?;
-            let per_objective = per_row.sum(0)?;
-            // Mean over labelled rows per objective, so a rare label weighs as much as a
-            // dense one; an objective without labels in the batch divides 0 by 1.
-            let denominators: Vec<f32> = counts.iter().map(|&c| c.max(1) as f32).collect();
-            let denominators =
-                Tensor::from_vec(denominators, n_objectives, model.params().device())?;
-            let loss = per_objective.div(&denominators)?.sum_all()?;
-            let grads = loss.backward()?;
-            let step = adam.step(&grads)?;
-            model.apply_sparse(&forward, &grads, adam.config(), step)?;
-
-            for (k, value) in per_objective.to_vec1::<f32>()?.into_iter().enumerate() {
-                train_sums.sums[k] += value as f64;
-                train_sums.counts[k] += counts[k];
+            let step = sharded_step(model, &mut scratches, &mut adam, data, &rows, section)?;
+            for k in 0..n_objectives {
+                train_sums.sums[k] += step.sums[k];
+                train_sums.counts[k] += step.counts[k];
             }
             bar.inc(1);
         }
-        train_seconds += started.elapsed().as_secs_f64();
-        train_rows_seen += data.train_rows.len();
+        let epoch_train_seconds = started.elapsed().as_secs_f64();
+        train_seconds += epoch_train_seconds;
+        train_rows_seen += order.len();
         model.check_finite(&format!("epoch {epoch}"))?;
 
         // Valid loss and AUC with the epoch's weights.
@@ -132,6 +139,8 @@ pub fn train(
         let train_loss = train_sums.total();
         let report = EpochReport {
             epoch,
+            train_rows: order.len(),
+            train_rows_per_s: order.len() as f64 / epoch_train_seconds.max(1e-9),
             train_loss,
             valid_loss,
             valid_auc,
@@ -145,7 +154,8 @@ pub fn train(
             valid_auc,
             seconds: report.seconds,
         };
-        report_epoch("coordinate", &figures, "", &bar)?;
+        let throughput = format!(", {:.0} rows/s", report.train_rows_per_s);
+        report_epoch("coordinate", &figures, &throughput, &bar)?;
         epochs.push(report);
 
         match stopper.observe(epoch, valid_loss) {
@@ -170,6 +180,82 @@ pub fn train(
         stopped_early,
         train_rows_per_s: train_rows_seen as f64 / train_seconds.max(1e-9),
     })
+}
+
+/// Per-objective loss sums and labelled counts of one batch.
+struct StepSums {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+}
+
+/// One gradient step on the batch `rows`, cut into `section.shards` shards whose forward
+/// and backward passes run in parallel. The batch loss is, per objective, the summed log
+/// loss over its labelled rows divided by the batch's labelled count, summed over
+/// objectives; each shard's part uses the batch-wide counts, so the shards' gradients add
+/// up to the batch gradient, and they are added in shard order whatever the thread count.
+fn sharded_step(
+    model: &mut CoordinateModel,
+    scratches: &mut [Scratch],
+    adam: &mut Adam,
+    data: &TrainData,
+    rows: &[u32],
+    section: &CoordinateSection,
+) -> Result<StepSums> {
+    let n_objectives = data.labels.len();
+    let device = model.params().device().clone();
+    let mut counts = vec![0u64; n_objectives];
+    for &row in rows {
+        for (k, labels) in data.labels.iter().enumerate() {
+            counts[k] += (labels[row as usize] >= 0) as u64;
+        }
+    }
+    // An objective without labels in the batch divides 0 by 1, so a rare label weighs as
+    // much as a dense one.
+    let denominators: Vec<f32> = counts.iter().map(|&c| c.max(1) as f32).collect();
+    let denominators = Tensor::from_vec(denominators, n_objectives, &device)?;
+
+    let shards = relvid_nn::shards::ranges(rows.len(), section.shards);
+    let frozen: &CoordinateModel = model;
+    let shard_pass = |(scratch, range): (&mut Scratch, std::ops::Range<usize>)| {
+        let rows = &rows[range];
+        let (targets, mask, _) = batch_labels(data.labels, rows, &device)?;
+        let forward = frozen.forward(scratch, data.table, rows)?;
+        let per_row = relvid_nn::log_loss_with_logits(&forward.logits, &targets)?.mul(&mask)?;
+        let per_objective = per_row.sum(0)?;
+        let grads = per_objective.div(&denominators)?.sum_all()?.backward()?;
+        Ok((forward, grads, per_objective.to_vec1::<f32>()?))
+    };
+    // CPU shards run on the rayon pool; a GPU runs its kernels on one stream, so there the
+    // shards go one after the other (same sums, same order).
+    let outputs = if device.is_cpu() {
+        scratches
+            .par_iter_mut()
+            .zip(shards)
+            .map(shard_pass)
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        scratches
+            .iter_mut()
+            .zip(shards)
+            .map(shard_pass)
+            .collect::<Result<Vec<_>>>()?
+    };
+
+    let mut forwards = Vec::with_capacity(outputs.len());
+    let mut stores = Vec::with_capacity(outputs.len());
+    let mut sums = vec![0.0f64; n_objectives];
+    for (forward, grads, per_objective) in outputs {
+        for (sum, value) in sums.iter_mut().zip(per_objective) {
+            *sum += value as f64;
+        }
+        forwards.push(forward);
+        stores.push(grads);
+    }
+    relvid_nn::shards::sum_dense_into_first(&mut stores, &model.params().vars())?;
+    let step = adam.step(&stores[0])?;
+    let parts: Vec<_> = forwards.iter().zip(&stores).collect();
+    model.apply_sparse(&parts, adam.config(), step)?;
+    Ok(StepSums { sums, counts })
 }
 
 /// Targets (0/1), mask (1 where labelled) and labelled counts per objective of a batch.
@@ -198,18 +284,39 @@ fn batch_labels(
     ))
 }
 
-/// Logits of `rows`, row-major `(rows, objectives)`, in chunks without gradients.
+/// Logits of `rows`, row-major `(rows, objectives)`, without gradients. Chunks run in
+/// parallel; each computes its own rows, so the result does not depend on the thread count.
 pub fn predict_logits(
-    model: &mut CoordinateModel,
+    model: &CoordinateModel,
     table: &Interactions,
     rows: &[u32],
 ) -> Result<Vec<f32>> {
-    let mut logits = Vec::new();
-    for chunk in rows.chunks(PREDICT_CHUNK) {
-        let forward = model.forward(table, chunk, false)?;
-        logits.extend(forward.logits.flatten_all()?.to_vec1::<f32>()?);
-    }
+    let n_objectives = model.n_objectives();
+    let mut logits = vec![0.0f32; rows.len() * n_objectives];
+    logits
+        .par_chunks_mut(PREDICT_CHUNK * n_objectives)
+        .zip(rows.par_chunks(PREDICT_CHUNK))
+        .try_for_each(|(out, chunk)| -> Result<()> {
+            let values = model
+                .predict(table, chunk)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            out.copy_from_slice(&values);
+            Ok(())
+        })?;
     Ok(logits)
+}
+
+/// A seeded uniform sample of at most `max` of `rows` (all when `max` is 0 or not below
+/// their count), in their original order.
+pub fn sample_rows(rows: &[u32], max: usize, seed: u64) -> Vec<u32> {
+    if max == 0 || rows.len() <= max {
+        return rows.to_vec();
+    }
+    let mut rng = common::rng::rng_for(seed, "coordinate-valid-sample", 0);
+    let mut kept = rand::seq::index::sample(&mut rng, rows.len(), max).into_vec();
+    kept.sort_unstable();
+    kept.into_iter().map(|i| rows[i]).collect()
 }
 
 /// Loss of one logit against a 0/1 label, in the overflow-free form of the training loss.
@@ -247,6 +354,18 @@ fn evaluate(logits: &[f32], labels: &[Vec<i8>], rows: &[u32]) -> (f64, Option<f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn valid_sample_is_an_ordered_seeded_subset() {
+        let rows: Vec<u32> = (0..1000).map(|r| r * 3).collect();
+        let sample = sample_rows(&rows, 50, 4);
+        assert_eq!(sample.len(), 50);
+        assert!(sample.windows(2).all(|w| w[0] < w[1]));
+        assert!(sample.iter().all(|r| r % 3 == 0));
+        assert_eq!(sample, sample_rows(&rows, 50, 4));
+        assert_eq!(sample_rows(&rows, 0, 4), rows);
+        assert_eq!(sample_rows(&rows, 5000, 4), rows);
+    }
 
     #[test]
     fn log_loss_is_finite_for_huge_logits() {

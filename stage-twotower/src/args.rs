@@ -57,6 +57,10 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
+    /// Override [twotower] max_train_pairs (train pairs per epoch, 0 = all)
+    #[arg(long, value_name = "N")]
+    pub max_train_pairs: Option<usize>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -71,6 +75,7 @@ impl Args {
         section.epochs = self.epochs.unwrap_or(section.epochs);
         section.learning_rate = self.learning_rate.unwrap_or(section.learning_rate);
         section.batch_size = self.batch_size.unwrap_or(section.batch_size);
+        section.max_train_pairs = self.max_train_pairs.unwrap_or(section.max_train_pairs);
         section.validate()?;
         Ok(Config {
             dir: self.dir,
@@ -115,10 +120,20 @@ mod tests {
         let path = write_config(dir.path());
         let args = parse(
             &path,
-            &["--objective", "like", "--epochs", "9", "--batch-size", "64"],
+            &[
+                "--objective",
+                "like",
+                "--epochs",
+                "9",
+                "--batch-size",
+                "64",
+                "--max-train-pairs",
+                "0",
+            ],
         );
         let config = args.into_config().unwrap();
         assert_eq!((config.section.epochs, config.section.batch_size), (9, 64));
+        assert_eq!(config.section.max_train_pairs, 0);
         assert_eq!(config.objective.name, "like");
     }
 

@@ -23,8 +23,10 @@
 //!
 //! Pairs: within one user and one split, video a then video b ≠ a no more than
 //! `window_hours` later, the row of b routed to the objective and positive for its label
-//! (every row counts as an engagement for a), at most `max_pairs_per_user` per user and split. Train pairs train,
-//! valid pairs drive early stopping and the reported AUC. Loss: see `train.rs`.
+//! (every row counts as an engagement for a), at most `max_pairs_per_user` per user and
+//! split. Train pairs train (each epoch a fresh seeded sample of at most `max_train_pairs`),
+//! valid pairs (a fixed seeded sample of at most `max_valid_pairs`) drive early stopping
+//! and the reported AUC. Loss: see `train.rs`.
 //!
 //! Videos that appear in no pair keep their small initial id embedding, so their embeddings
 //! rest on the side features alone.
@@ -34,6 +36,7 @@
 //! `--threads`; `--device cuda` gives no such promise.
 
 pub mod args;
+pub mod bench;
 pub mod config;
 pub mod inputs;
 pub mod model;
@@ -59,7 +62,7 @@ use crate::train::TrainData;
 pub const STAGE: &str = "stage-twotower";
 
 /// Videos per forward pass when embedding the whole catalogue.
-const EMBED_CHUNK: usize = 8192;
+pub const EMBED_CHUNK: usize = 8192;
 
 /// File names of one objective's outputs.
 pub fn output_files(objective: &str) -> [String; 3] {
@@ -174,13 +177,27 @@ pub fn run(config: &Config) -> Result<Summary> {
     for (row, &video) in table.video_idx.iter().enumerate() {
         popularity[video as usize] += (table.split[row] == Split::Train) as u32;
     }
+    // Valid targets never seen in train: their embeddings rest on side features alone, and
+    // a high share pulls the valid AUC towards 0.5.
+    let n_cold = valid_pairs
+        .target
+        .iter()
+        .filter(|&&v| popularity[v as usize] == 0)
+        .count();
+    let valid_cold_target_share = n_cold as f64 / valid_pairs.len() as f64;
+    let n_valid_pairs = valid_pairs.len();
+    let valid_pairs = valid_pairs.sample(section.max_valid_pairs, config.seed, "valid-sample");
     let sampler = AliasSampler::from_popularity(&popularity);
     let n_routed_train = (0..table.len())
         .filter(|&r| routed[r] && table.split[r] == Split::Train)
         .count();
     tracing::info!(
-        "objective {objective}: {n_routed_train} routed train rows, {} train pairs, {} valid pairs ({} users capped at {}), {} candidate rows",
+        "objective {objective}: {n_routed_train} routed train rows, {} train pairs ({} per epoch), {n_valid_pairs} valid pairs ({} used), {} users capped at {}, {} candidate rows",
         train_pairs.len(),
+        match section.max_train_pairs {
+            0 => train_pairs.len(),
+            cap => cap.min(train_pairs.len()),
+        },
         valid_pairs.len(),
         train_pairs.n_capped_users + valid_pairs.n_capped_users,
         section.max_pairs_per_user,
@@ -195,8 +212,8 @@ pub fn run(config: &Config) -> Result<Summary> {
         sampler: &sampler,
     };
     let report = train::train(&mut model, &data, section, config.seed)?;
-    let query = train::embed_all(&mut model, Side::Query, EMBED_CHUNK)?;
-    let candidate = train::embed_all(&mut model, Side::Candidate, EMBED_CHUNK)?;
+    let query = train::embed_all(&model, Side::Query, EMBED_CHUNK)?;
+    let candidate = train::embed_all(&model, Side::Candidate, EMBED_CHUNK)?;
     let dim = section.output_dim;
     relvid_nn::finite::check_finite("query embeddings", &query, dim, "the final pass")?;
     relvid_nn::finite::check_finite("candidate embeddings", &candidate, dim, "the final pass")?;
@@ -236,7 +253,8 @@ pub fn run(config: &Config) -> Result<Summary> {
     summary.metric("routed_train_rows", n_routed_train);
     summary.metric("targets_fallback", targets_fallback);
     summary.metric("train_pairs", train_pairs.len());
-    summary.metric("valid_pairs", valid_pairs.len());
+    summary.metric("valid_pairs", n_valid_pairs);
+    summary.metric("valid_pairs_used", valid_pairs.len());
     summary.metric(
         "capped_users",
         train_pairs.n_capped_users + valid_pairs.n_capped_users,
@@ -248,17 +266,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     let best = &report.epochs[report.best_epoch - 1];
     summary.metric("valid_loss", best.valid_loss);
     summary.metric("valid_auc", best.valid_auc);
-    // Valid targets never seen in train: their embeddings rest on side features alone, and
-    // a high share pulls the valid AUC towards 0.5.
-    let cold = valid_pairs
-        .target
-        .iter()
-        .filter(|&&v| popularity[v as usize] == 0)
-        .count();
-    summary.metric(
-        "valid_cold_target_share",
-        cold as f64 / valid_pairs.len() as f64,
-    );
+    summary.metric("valid_cold_target_share", valid_cold_target_share);
     let mean_score = scores.iter().map(|&s| s as f64).sum::<f64>() / scores.len().max(1) as f64;
     summary.metric("mean_nonlinear_score", mean_score);
     Ok(summary.finish(started))

@@ -30,8 +30,16 @@ pub const ID_INIT_STD: f32 = 0.01;
 pub struct Tower {
     id: SparseEmbedding,
     /// One table per categorical side feature, in `EntityFeatures` order.
-    categorical: Vec<(SparseEmbedding, Dedup)>,
+    categorical: Vec<SparseEmbedding>,
     mlp: Mlp,
+    /// One deduplicator per table (id first), to merge the shards' rows before an update.
+    merge: Vec<Dedup>,
+}
+
+/// Per-shard buffers of a forward pass: one deduplicator per categorical table and tower.
+pub struct ModelScratch {
+    query: Vec<Dedup>,
+    candidate: Vec<Dedup>,
 }
 
 /// A tower's output for distinct videos, and the embedding rows it used.
@@ -65,25 +73,35 @@ impl Tower {
             .map(|feature| {
                 let n = feature.cardinality as usize;
                 let name = format!("{prefix}.embedding.{}", feature.name);
-                (
-                    SparseEmbedding::new(&name, n, dim, normal(rng, n * dim, std)),
-                    Dedup::new(n),
-                )
+                SparseEmbedding::new(&name, n, dim, normal(rng, n * dim, std))
             })
             .collect::<Vec<_>>();
         let n_inputs = dim * (1 + categorical.len()) + features.numeric.len();
         let dims = [n_inputs, section.hidden, section.output_dim];
         let mlp = Mlp::new(params, rng, &format!("{prefix}.mlp"), &dims)?;
+        let merge = std::iter::once(&id)
+            .chain(&categorical)
+            .map(|table| Dedup::new(table.n_rows()))
+            .collect();
         Ok(Tower {
             id,
             categorical,
             mlp,
+            merge,
         })
+    }
+
+    fn scratch(&self) -> Vec<Dedup> {
+        self.categorical
+            .iter()
+            .map(|table| Dedup::new(table.n_rows()))
+            .collect()
     }
 
     /// Embeds distinct `videos`; with `train`, the embedding rows become graph leaves.
     fn forward(
-        &mut self,
+        &self,
+        dedups: &mut [Dedup],
         features: &EntityFeatures,
         videos: &[u32],
         train: bool,
@@ -99,7 +117,12 @@ impl Tower {
         } else {
             parts.push(self.id.gather(videos, device)?);
         }
-        for ((table, dedup), feature) in self.categorical.iter_mut().zip(&features.categorical) {
+        for ((table, dedup), feature) in self
+            .categorical
+            .iter()
+            .zip(dedups.iter_mut())
+            .zip(&features.categorical)
+        {
             dedup.run(videos.iter().map(|&v| feature.codes[v as usize]));
             let rows = if train {
                 let leaf = table.gather_var(&dedup.unique, device)?;
@@ -133,27 +156,29 @@ impl Tower {
 
     fn apply_sparse(
         &mut self,
-        output: &TowerOutput,
-        grads: &GradStore,
+        shards: &[(&TowerOutput, &GradStore)],
         config: &AdamConfig,
         step: usize,
     ) -> Result<()> {
-        let mut leaves = output.gathered.iter();
-        if let Some(leaf) = leaves.next() {
-            self.id.adam_step(leaf, grads, config, step)?;
-        }
-        for ((table, _), leaf) in self.categorical.iter_mut().zip(leaves) {
-            table.adam_step(leaf, grads, config, step)?;
+        let tables = std::iter::once(&mut self.id).chain(self.categorical.iter_mut());
+        for (i, (table, merge)) in tables.zip(&mut self.merge).enumerate() {
+            let parts: Vec<(&Gathered, &GradStore)> = shards
+                .iter()
+                .filter_map(|(output, grads)| output.gathered.get(i).map(|leaf| (leaf, *grads)))
+                .collect();
+            if !parts.is_empty() {
+                table.adam_step_shards(&parts, merge, config, step)?;
+            }
         }
         Ok(())
     }
 
     fn tables(&self) -> impl Iterator<Item = &SparseEmbedding> {
-        std::iter::once(&self.id).chain(self.categorical.iter().map(|(table, _)| table))
+        std::iter::once(&self.id).chain(self.categorical.iter())
     }
 
     fn tables_mut(&mut self) -> impl Iterator<Item = &mut SparseEmbedding> {
-        std::iter::once(&mut self.id).chain(self.categorical.iter_mut().map(|(table, _)| table))
+        std::iter::once(&mut self.id).chain(self.categorical.iter_mut())
     }
 }
 
@@ -212,27 +237,41 @@ impl TwoTowerModel {
         self.features.n_rows
     }
 
-    /// Embeds distinct `videos` with one tower.
-    pub fn forward(&mut self, side: Side, videos: &[u32], train: bool) -> Result<TowerOutput> {
-        let tower = match side {
-            Side::Query => &mut self.query,
-            Side::Candidate => &mut self.candidate,
-        };
-        tower.forward(&self.features, videos, train, &self.device)
+    /// Buffers for [`Self::forward`]; one per shard, reused across batches.
+    pub fn scratch(&self) -> ModelScratch {
+        ModelScratch {
+            query: self.query.scratch(),
+            candidate: self.candidate.scratch(),
+        }
     }
 
-    /// Adam step `step` on the embedding rows a training forward pass of `side` used.
+    /// Embeds distinct `videos` with one tower.
+    pub fn forward(
+        &self,
+        scratch: &mut ModelScratch,
+        side: Side,
+        videos: &[u32],
+        train: bool,
+    ) -> Result<TowerOutput> {
+        let (tower, dedups) = match side {
+            Side::Query => (&self.query, &mut scratch.query),
+            Side::Candidate => (&self.candidate, &mut scratch.candidate),
+        };
+        tower.forward(dedups, &self.features, videos, train, &self.device)
+    }
+
+    /// Adam step `step` on the embedding rows that the shards' training forward passes of
+    /// `side` used; `shards` holds each shard's output and gradients, in shard order.
     pub fn apply_sparse(
         &mut self,
         side: Side,
-        output: &TowerOutput,
-        grads: &GradStore,
+        shards: &[(&TowerOutput, &GradStore)],
         config: &AdamConfig,
         step: usize,
     ) -> Result<()> {
         match side {
-            Side::Query => self.query.apply_sparse(output, grads, config, step),
-            Side::Candidate => self.candidate.apply_sparse(output, grads, config, step),
+            Side::Query => self.query.apply_sparse(shards, config, step),
+            Side::Candidate => self.candidate.apply_sparse(shards, config, step),
         }
     }
 

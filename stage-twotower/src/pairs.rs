@@ -28,6 +28,22 @@ impl Pairs {
     pub fn is_empty(&self) -> bool {
         self.source.is_empty()
     }
+
+    /// A seeded uniform sample of at most `max` pairs (all when `max` is 0 or not below the
+    /// count), in the original order. `n_capped_users` is kept.
+    pub fn sample(self, max: usize, seed: u64, purpose: &str) -> Pairs {
+        if max == 0 || self.len() <= max {
+            return self;
+        }
+        let mut rng = common::rng::rng_for(seed, purpose, 0);
+        let mut kept = rand::seq::index::sample(&mut rng, self.len(), max).into_vec();
+        kept.sort_unstable();
+        Pairs {
+            source: kept.iter().map(|&i| self.source[i]).collect(),
+            target: kept.iter().map(|&i| self.target[i]).collect(),
+            n_capped_users: self.n_capped_users,
+        }
+    }
 }
 
 /// Builds the pairs of `split`. `table` must be sorted by user then time.
@@ -143,6 +159,25 @@ mod tests {
         assert_eq!((train.source, train.target), (vec![1, 4], vec![2, 5]));
         let valid = build_pairs(&t, &[true; 6], Split::Valid, 100 * HOUR, 100, 0);
         assert_eq!((valid.source, valid.target), (vec![1], vec![3]));
+    }
+
+    #[test]
+    fn sample_keeps_a_seeded_ordered_subset() {
+        let pairs = Pairs {
+            source: (0..100).collect(),
+            target: (100..200).collect(),
+            n_capped_users: 3,
+        };
+        let small = pairs.clone().sample(10, 5, "valid");
+        assert_eq!(small.len(), 10);
+        assert_eq!(small.n_capped_users, 3);
+        assert!(small.source.windows(2).all(|w| w[0] < w[1]));
+        for (a, b) in small.source.iter().zip(&small.target) {
+            assert_eq!(*b, a + 100);
+        }
+        assert_eq!(small, pairs.clone().sample(10, 5, "valid"));
+        assert_eq!(pairs.clone().sample(0, 5, "valid"), pairs);
+        assert_eq!(pairs.clone().sample(500, 5, "valid"), pairs);
     }
 
     #[test]

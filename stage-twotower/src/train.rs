@@ -9,13 +9,18 @@
 //! pair's own target is masked out.
 //!
 //! Each batch embeds its distinct videos once per tower and gathers the rows it needs, so
-//! a batch costs two small MLP passes whatever its number of negatives.
+//! a batch costs two small MLP passes whatever its number of negatives. A batch is cut into
+//! `shards` pieces whose passes run in parallel; their gradients are summed in shard order
+//! (dense parameters) or merged per embedding row (lazy Adam), so a step does not depend on
+//! the thread count. Each epoch trains on a fresh seeded sample of `max_train_pairs` pairs.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{Tensor, D};
-use relvid_nn::batches::{n_batches, shuffled};
+use rayon::prelude::*;
+use relvid_nn::batches::{n_batches, sampled};
 use relvid_nn::optim::Adam;
 use relvid_nn::{
     auc, report_epoch, softplus, AdamConfig, Dedup, EarlyStopping, EpochFigures, Verdict,
@@ -23,7 +28,7 @@ use relvid_nn::{
 use serde::Serialize;
 
 use crate::config::TwoTowerSection;
-use crate::model::{Side, TowerOutput, TwoTowerModel};
+use crate::model::{ModelScratch, Side, TowerOutput, TwoTowerModel};
 use crate::negatives::{target_log_q, AliasSampler};
 use crate::pairs::Pairs;
 
@@ -38,6 +43,8 @@ pub struct TrainData<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochReport {
     pub epoch: usize,
+    /// Train pairs of this epoch's sample.
+    pub train_pairs: usize,
     /// Mean loss per train pair.
     pub train_loss: f64,
     /// Mean loss per valid pair (fixed negatives).
@@ -60,10 +67,21 @@ pub struct TrainReport {
     pub train_pairs_per_s: f64,
 }
 
-/// Reusable buffers of the batch loop.
+/// Reusable buffers of the batch loop (one per shard).
 struct Scratch {
     queries: Dedup,
     candidates: Dedup,
+    model: ModelScratch,
+}
+
+impl Scratch {
+    fn new(model: &TwoTowerModel) -> Scratch {
+        Scratch {
+            queries: Dedup::new(model.n_videos()),
+            candidates: Dedup::new(model.n_videos()),
+            model: model.scratch(),
+        }
+    }
 }
 
 /// What a batch's forward pass produced.
@@ -85,7 +103,7 @@ struct BatchOutput {
 /// one row sum, with no broadcast whose backward pass would reduce over a middle dimension.
 #[allow(clippy::too_many_arguments)]
 fn batch_forward(
-    model: &mut TwoTowerModel,
+    model: &TwoTowerModel,
     scratch: &mut Scratch,
     sources: &[u32],
     targets: &[u32],
@@ -105,8 +123,18 @@ fn batch_forward(
     scratch
         .candidates
         .run(targets.iter().chain(negatives).copied());
-    let query = model.forward(Side::Query, &scratch.queries.unique, train)?;
-    let candidate = model.forward(Side::Candidate, &scratch.candidates.unique, train)?;
+    let query = model.forward(
+        &mut scratch.model,
+        Side::Query,
+        &scratch.queries.unique,
+        train,
+    )?;
+    let candidate = model.forward(
+        &mut scratch.model,
+        Side::Candidate,
+        &scratch.candidates.unique,
+        train,
+    )?;
 
     // Row r pairs query row q_rows[r] with candidate row c_rows[r]. Its logit enters the
     // loss as softplus(sign·(cos/T - ln Q)): sign -1 for a positive, +1 for a negative, and
@@ -186,6 +214,111 @@ fn sample_negatives(
     (0..n_pairs * k).map(|_| sampler.sample(rng)).collect()
 }
 
+/// The optimiser state and buffers of one training run: runs epochs of gradient steps.
+/// [`train`] drives it with early stopping; the `twotower-bench` binary drives it alone.
+pub struct Trainer {
+    adam: Adam,
+    /// One per shard.
+    scratches: Vec<Scratch>,
+    section: TwoTowerSection,
+    /// ln of each video's share among the train targets, for in-batch negatives.
+    train_log_q: Option<Vec<f32>>,
+}
+
+impl Trainer {
+    /// A fresh Adam over `model`'s dense parameters (no weight decay) for pairs `train`.
+    pub fn new(model: &TwoTowerModel, section: &TwoTowerSection, train: &Pairs) -> Result<Trainer> {
+        let adam_config = AdamConfig::new(section.learning_rate, 0.0);
+        Ok(Trainer {
+            adam: Adam::new(adam_config, model.params().vars())?,
+            scratches: (0..section.shards).map(|_| Scratch::new(model)).collect(),
+            section: section.clone(),
+            train_log_q: section
+                .in_batch_negatives
+                .then(|| target_log_q(&train.target, model.n_videos())),
+        })
+    }
+
+    /// Gradient steps over the pairs `order` (indices into `pairs`) in batches of
+    /// `batch_size`, with `negatives` per pair drawn from `sampler` with `rng`. Returns the
+    /// summed loss (the sum over pairs of each pair's loss terms); ticks `bar` per batch.
+    pub fn epoch(
+        &mut self,
+        model: &mut TwoTowerModel,
+        pairs: &Pairs,
+        order: &[u32],
+        sampler: &AliasSampler,
+        rng: &mut impl rand::Rng,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<f64> {
+        let section = &self.section;
+        let k = section.negatives;
+        let device = model.device().clone();
+        let mut loss_sum = 0.0f64;
+        for batch in order.chunks(section.batch_size) {
+            let sources: Vec<u32> = batch.iter().map(|&i| pairs.source[i as usize]).collect();
+            let targets: Vec<u32> = batch.iter().map(|&i| pairs.target[i as usize]).collect();
+            // One stream of negatives for the whole batch, whatever the shard count.
+            let negatives = sample_negatives(sampler, batch.len(), k, rng);
+
+            // Each shard's loss is its share of the batch mean, so the shards' gradients add
+            // up to the batch gradient; they are added in shard order.
+            let scale = 1.0 / batch.len() as f64;
+            let frozen: &TwoTowerModel = model;
+            let log_q = self.train_log_q.as_deref();
+            let pass = |(scratch, range): (&mut Scratch, Range<usize>)| {
+                let out = batch_forward(
+                    frozen,
+                    scratch,
+                    &sources[range.clone()],
+                    &targets[range.clone()],
+                    &negatives[range.start * k..range.end * k],
+                    sampler,
+                    log_q,
+                    section,
+                    true,
+                )?;
+                let grads = out.total.affine(scale, 0.0)?.backward()?;
+                let total = out.total.to_scalar::<f32>()? as f64;
+                Ok((out, grads, total))
+            };
+            let shards = relvid_nn::shards::ranges(batch.len(), section.shards);
+            // CPU shards run on the rayon pool; a GPU runs its kernels on one stream, so
+            // there the shards go one after the other (same sums, same order).
+            let outputs = if device.is_cpu() {
+                self.scratches
+                    .par_iter_mut()
+                    .zip(shards)
+                    .map(pass)
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                self.scratches
+                    .iter_mut()
+                    .zip(shards)
+                    .map(pass)
+                    .collect::<Result<Vec<_>>>()?
+            };
+
+            let mut outs = Vec::with_capacity(outputs.len());
+            let mut stores = Vec::with_capacity(outputs.len());
+            for (out, grads, total) in outputs {
+                loss_sum += total;
+                outs.push(out);
+                stores.push(grads);
+            }
+            relvid_nn::shards::sum_dense_into_first(&mut stores, &model.params().vars())?;
+            let step = self.adam.step(&stores[0])?;
+            let config = *self.adam.config();
+            let query: Vec<_> = outs.iter().map(|o| &o.query).zip(&stores).collect();
+            let candidate: Vec<_> = outs.iter().map(|o| &o.candidate).zip(&stores).collect();
+            model.apply_sparse(Side::Query, &query, &config, step)?;
+            model.apply_sparse(Side::Candidate, &candidate, &config, step)?;
+            bar.inc(1);
+        }
+        Ok(loss_sum)
+    }
+}
+
 /// Trains `model` in place and leaves it holding the weights of its best epoch.
 pub fn train(
     model: &mut TwoTowerModel,
@@ -193,16 +326,9 @@ pub fn train(
     section: &TwoTowerSection,
     seed: u64,
 ) -> Result<TrainReport> {
-    let adam_config = AdamConfig::new(section.learning_rate, 0.0);
-    let mut adam = Adam::new(adam_config, model.params().vars())?;
-    let mut scratch = Scratch {
-        queries: Dedup::new(model.n_videos()),
-        candidates: Dedup::new(model.n_videos()),
-    };
+    let mut trainer = Trainer::new(model, section, data.train)?;
+    let mut scratch = Scratch::new(model);
     let n_videos = model.n_videos();
-    let train_log_q = section
-        .in_batch_negatives
-        .then(|| target_log_q(&data.train.target, n_videos));
     let valid_log_q = section
         .in_batch_negatives
         .then(|| target_log_q(&data.valid.target, n_videos));
@@ -220,53 +346,37 @@ pub fn train(
     let mut best = model.snapshot()?;
     let mut epochs = Vec::new();
     let (mut train_seconds, mut train_pairs_seen) = (0.0, 0usize);
-    let batches_per_epoch = n_batches(data.train.len(), section.batch_size);
+    // Each epoch trains on at most `max_train_pairs` pairs (a fresh sample per epoch).
+    let pairs_per_epoch = match section.max_train_pairs {
+        0 => data.train.len(),
+        cap => cap.min(data.train.len()),
+    };
+    let batches_per_epoch = n_batches(pairs_per_epoch, section.batch_size);
     let bar = common::progress::bar((section.epochs * batches_per_epoch) as u64, "two-tower");
     let mut stopped_early = false;
     for epoch in 1..=section.epochs {
         let started = Instant::now();
 
-        // Gradient steps over a fresh permutation of the train pairs.
-        let order = shuffled(data.train.len(), seed, "twotower-shuffle", epoch);
+        // Gradient steps over a fresh sample (or permutation) of the train pairs.
+        let order = sampled(
+            data.train.len(),
+            section.max_train_pairs,
+            seed,
+            "twotower-shuffle",
+            epoch,
+        );
         let mut negative_rng = common::rng::rng_for(seed, "negatives", epoch as u64);
-        let mut loss_sum = 0.0f64;
-        for batch in order.chunks(section.batch_size) {
-            let sources: Vec<u32> = batch
-                .iter()
-                .map(|&i| data.train.source[i as usize])
-                .collect();
-            let targets: Vec<u32> = batch
-                .iter()
-                .map(|&i| data.train.target[i as usize])
-                .collect();
-            let negatives = sample_negatives(
-                data.sampler,
-                batch.len(),
-                section.negatives,
-                &mut negative_rng,
-            );
-            let out = batch_forward(
-                model,
-                &mut scratch,
-                &sources,
-                &targets,
-                &negatives,
-                data.sampler,
-                train_log_q.as_deref(),
-                section,
-                true,
-            )?;
-            let loss = out.total.affine(1.0 / batch.len() as f64, 0.0)?;
-            let grads = loss.backward()?;
-            let step = adam.step(&grads)?;
-            model.apply_sparse(Side::Query, &out.query, &grads, adam.config(), step)?;
-            model.apply_sparse(Side::Candidate, &out.candidate, &grads, adam.config(), step)?;
-            loss_sum += out.total.to_scalar::<f32>()? as f64;
-            bar.inc(1);
-        }
+        let loss_sum = trainer.epoch(
+            model,
+            data.train,
+            &order,
+            data.sampler,
+            &mut negative_rng,
+            &bar,
+        )?;
         let epoch_train_seconds = started.elapsed().as_secs_f64();
         train_seconds += epoch_train_seconds;
-        train_pairs_seen += data.train.len();
+        train_pairs_seen += order.len();
         model.check_finite(&format!("epoch {epoch}"))?;
 
         // Valid loss and AUC with the epoch's weights.
@@ -278,13 +388,14 @@ pub fn train(
             valid_log_q.as_deref(),
             section,
         )?;
-        let train_loss = loss_sum / data.train.len() as f64;
+        let train_loss = loss_sum / order.len() as f64;
         let report = EpochReport {
             epoch,
+            train_pairs: order.len(),
             train_loss,
             valid_loss,
             valid_auc,
-            train_pairs_per_s: data.train.len() as f64 / epoch_train_seconds.max(1e-9),
+            train_pairs_per_s: order.len() as f64 / epoch_train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
         };
         let figures = EpochFigures {
@@ -325,7 +436,7 @@ pub fn train(
 
 /// Mean loss per valid pair, and the AUC of positive against negative cosines.
 fn evaluate(
-    model: &mut TwoTowerModel,
+    model: &TwoTowerModel,
     scratch: &mut Scratch,
     data: &TrainData,
     negatives: &[u32],
@@ -369,11 +480,12 @@ fn evaluate(
 }
 
 /// Embeddings of every video by one tower, row-major `(n_videos, output_dim)`.
-pub fn embed_all(model: &mut TwoTowerModel, side: Side, chunk: usize) -> Result<Vec<f32>> {
+pub fn embed_all(model: &TwoTowerModel, side: Side, chunk: usize) -> Result<Vec<f32>> {
     let videos: Vec<u32> = (0..model.n_videos() as u32).collect();
+    let mut scratch = model.scratch();
     let mut values = Vec::new();
     for part in videos.chunks(chunk) {
-        let out = model.forward(side, part, false)?;
+        let out = model.forward(&mut scratch, side, part, false)?;
         values.extend(out.embeddings.flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(values)

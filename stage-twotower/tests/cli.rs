@@ -732,3 +732,104 @@ fn runs_on_the_real_kuairand_slice() {
         assert!(epoch["train_loss"].as_f64().unwrap().is_finite(), "{epoch}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// twotower-bench
+
+/// Writes an anchor-style split: `user_id`, `video_id`, `ts` Int64 in train and test.
+fn write_bench_split(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut rng = common::rng::rng_for(3, "bench-fixture", 0);
+    let (mut users, mut videos, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut test_users, mut test_videos) = (Vec::new(), Vec::new());
+    for user in 0..60i64 {
+        // Two tastes: even users walk videos 0..10, odd users 10..20.
+        let base = if user % 2 == 0 { 0 } else { 10 };
+        for step in 0..12i64 {
+            users.push(1000 + user);
+            videos.push(base + rng.random_range(0..10i64));
+            times.push(step * 60);
+        }
+        test_users.push(1000 + user);
+        test_videos.push(base + rng.random_range(0..10i64));
+    }
+    let write = |name: &str, u: Vec<i64>, v: Vec<i64>, t: Vec<i64>| {
+        let path = dir.join(name);
+        let columns = vec![
+            ("user_id", i64_array(u)),
+            ("video_id", i64_array(v)),
+            ("ts", i64_array(t)),
+        ];
+        write_batch(&path, &batch(columns), &meta()).unwrap();
+        path
+    };
+    let test_times = vec![10_000; test_users.len()];
+    (
+        write("train.parquet", users, videos, times),
+        write("test.parquet", test_users, test_videos, test_times),
+    )
+}
+
+#[test]
+fn bench_prints_one_json_line_with_the_harness_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = write_bench_split(dir.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_twotower-bench"))
+        .args(["--input", train.to_str().unwrap()])
+        .args(["--test", test.to_str().unwrap()])
+        .args([
+            "--epochs",
+            "40",
+            "--batch",
+            "64",
+            "--lr",
+            "0.01",
+            "--threads",
+            "2",
+            "--seed",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "tool",
+        "bench",
+        "input",
+        "videos",
+        "train_pairs",
+        "epochs",
+        "samples_per_s",
+        "s_per_epoch",
+        "last_loss",
+        "auc",
+        "test_pairs",
+        "threads",
+        "load1",
+    ] {
+        assert!(line.get(key).is_some(), "missing {key}: {line}");
+    }
+    assert_eq!(line["tool"], "relvid");
+    assert_eq!(line["bench"], "twotower");
+    assert_eq!(line["videos"], 20);
+    assert_eq!(line["test_pairs"], 60);
+    assert!(line["samples_per_s"].as_f64().unwrap() > 0.0);
+    // Two well-separated tastes: the towers rank the held-out video above most others.
+    assert!(line["auc"].as_f64().unwrap() > 0.6, "{line}");
+}
+
+#[test]
+fn bench_rejects_a_missing_column_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = write_bench_split(dir.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_twotower-bench"))
+        .args(["--input", train.to_str().unwrap()])
+        .args(["--test", test.to_str().unwrap()])
+        .args(["--item-col", "item_id"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("item_id"), "{}", stderr(&output));
+}
