@@ -23,7 +23,10 @@ pub fn empirical_cdf(values: &[f32]) -> Vec<f32> {
     }
     // -0.0 and 0.0 are one value here; `total_cmp` alone would rank them apart.
     let canonical = |v: f32| v + 0.0;
-    assert!(n <= u32::MAX as usize, "empirical_cdf: {n} values exceed the u32 positions");
+    assert!(
+        n <= u32::MAX as usize,
+        "empirical_cdf: {n} values exceed the u32 positions"
+    );
 
     // Sort (value, position) once and walk the tie groups: one binary search per value
     // would jump across the sorted array and miss the cache at every step, which made

@@ -442,6 +442,45 @@ mod tests {
     }
 
     #[test]
+    fn popular_video_and_heavy_user_stay_exact_and_bounded_by_the_cap() {
+        // Video 0 is in every user's history many times, and user 0 has 20 times the cap:
+        // the counts must stay exact (brute force) and the work within users x cap^2.
+        let mut log = random_log(7, 30, 40, 3000);
+        for r in (0..log.video.len()).step_by(3) {
+            log.video[r] = 0;
+        }
+        // 2000 older events of user 0 in front of the (user, time)-sorted rows.
+        let n_extra = 2000;
+        let extra = |k: usize| (0u32, -((n_extra - k) as i64) * 60_000, (k % 40) as u32);
+        let rows: Vec<(u32, i64, u32)> = (0..n_extra).map(extra).collect();
+        log.user.splice(0..0, rows.iter().map(|r| r.0));
+        log.ts.splice(0..0, rows.iter().map(|r| r.1));
+        log.video.splice(0..0, rows.iter().map(|r| r.2));
+        log.split.splice(0..0, rows.iter().map(|_| Split::Train));
+        log.engaged.splice(0..0, rows.iter().map(|_| 1));
+        let cap = 100;
+        let p = params(None, Normalisation::Cosine, 1, 15);
+        let h = build(&event_log(&log, false), &[Split::Train], cap);
+        assert_eq!(h.events_of(0).len(), cap, "the heavy user is capped");
+        assert_eq!(
+            h.video_users[0] as usize,
+            h.n_active_users(),
+            "video 0 is in every history"
+        );
+        let lists = block_lists(&h, 0..h.n_videos() as u32, &p);
+        let triples: u64 = lists.iter().map(|l| l.triples).sum();
+        let bound: u64 = (0..h.n_users() as u32)
+            .map(|u| (h.events_of(u).len() as u64).pow(2))
+            .sum();
+        assert!(
+            triples <= bound,
+            "{triples} triples > sum of capped history sizes squared {bound}"
+        );
+        let got: Vec<Vec<Candidate>> = lists.into_iter().map(|l| l.candidates).collect();
+        assert_eq!(got, brute_force(&log, false, &[Split::Train], cap, &p));
+    }
+
+    #[test]
     fn window_edges_are_inclusive() {
         // A 30-minute window equals the time grid step: events exactly one step apart pair.
         let log = random_log(3, 25, 20, 1500);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use common::cli::CommonArgs;
+use common::Split;
 
 use crate::config::{self, Config};
 
@@ -16,13 +17,15 @@ use crate::config::{self, Config};
 /// DIR/candidates.parquet, DIR/related.parquet, DIR/weights.parquet and, per objective,
 /// DIR/als_<objective>.parquet and DIR/twotower_<objective>.parquet. Writes
 /// DIR/eval.parquet (ranking, objective, metric, k, value, support, pairs) and
-/// DIR/report.md.
+/// DIR/report.md (with --split valid: DIR/eval_valid.parquet and DIR/report_valid.md).
 ///
 /// Ground truth of a source video i: the videos j != i that a user who engaged i in the
 /// test split engaged strictly after i and at most window_hours later, also in the test
 /// split; per objective, those of j's rows that carry the objective's label. Rankings:
 /// popularity, covisitation, als_<obj>, twotower_<obj>, als_mean, twotower_mean,
-/// merged_equal, merged_manual and full (the merge's score), each cut to [merge] top_n.
+/// merged_equal, merged_manual, full (the merge's score, [merge] settings) and
+/// full_previous (the same weights under the first merge's rule: max of the two
+/// percentiles, raw dislike similarity, no co-visitation term), each cut to [merge] top_n.
 /// Settings come from the [eval] section:
 ///
 ///   k = [10, 20, 50]          cut-offs of the @K metrics, each >= 1
@@ -56,6 +59,12 @@ pub struct Args {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_sources: Option<i64>,
 
+    /// Split whose rows are the ground truth: test (writes eval.parquet, report.md) or
+    /// valid (writes eval_valid.parquet, report_valid.md; for choosing settings without
+    /// touching the test split)
+    #[arg(long, value_name = "SPLIT", default_value = "test")]
+    pub split: String,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -63,18 +72,22 @@ pub struct Args {
 impl Args {
     /// Loads the configuration, lays the flags over `[eval]` and checks every value.
     pub fn into_config(self) -> Result<Config> {
-        let (pipeline, mut section, top_n) = config::load(&self.config)?;
+        let (pipeline, mut section, merge) = config::load(&self.config)?;
         if let Some(k) = self.k {
             section.k = k;
         }
         section.window_hours = self.window_hours.unwrap_or(section.window_hours);
         section.max_sources = self.max_sources.unwrap_or(section.max_sources);
+        let split = Split::parse(&self.split).ok_or_else(|| {
+            common::error::param_error("split", &self.split, "must be valid or test")
+        })?;
         Ok(Config::new(
             &section,
-            top_n,
+            &merge,
             &pipeline.objectives,
             self.dir,
             self.common.seed,
+            split,
         )?)
     }
 }

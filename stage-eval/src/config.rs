@@ -1,16 +1,18 @@
 //! The `[eval]` section of the dataset configuration and the validated settings of a run.
 //!
 //! `EvalSection` is what the TOML holds (every key optional); `Config::new` checks each
-//! value before any data is read, one rule per error. Also reads `[merge] top_n`, the list
-//! length every ranking is cut to, so that all rankings compete on the lists the pipeline
-//! actually serves.
+//! value before any data is read, one rule per error. Also reads `[merge]`: `top_n`, the
+//! list length every ranking is cut to, so that all rankings compete on the lists the
+//! pipeline actually serves, and the score settings, checked by stage-merge's own rules.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use common::error::param_error;
-use common::{LabelRule, PipelineConfig};
+use common::{LabelRule, PipelineConfig, Split};
 use serde::{Deserialize, Serialize};
+use stage_merge::config::MergeSection;
+use stage_merge::score::ScoreSettings;
 
 /// Settings of the `[eval]` section, as written in the TOML.
 ///
@@ -44,19 +46,6 @@ impl Default for EvalSection {
     }
 }
 
-/// The one `[merge]` key the evaluation needs; the merge stage checks the others.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-struct MergeTopN {
-    top_n: i64,
-}
-
-impl Default for MergeTopN {
-    fn default() -> Self {
-        MergeTopN { top_n: 50 }
-    }
-}
-
 /// One objective as the evaluation uses it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalObjective {
@@ -82,23 +71,53 @@ pub struct Config {
     pub max_sources: usize,
     /// Length of every ranked list (`[merge] top_n`).
     pub top_n: usize,
+    /// The merge's score formula (`[merge]`), for the merged rankings.
+    pub score: ScoreSettings,
     /// Objectives in configuration order.
     pub objectives: Vec<EvalObjective>,
     /// What makes a test row a dislike: the label of the objective named "dislike" when
     /// there is one, else the Boolean `dislike` signal.
     pub dislike: LabelRule,
+    /// The split whose rows are the ground truth: `test` for the figures that are reported,
+    /// `valid` for choosing settings without looking at the test split.
+    #[serde(serialize_with = "split_name")]
+    pub split: Split,
+}
+
+fn split_name<S: serde::Serializer>(split: &Split, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(split.as_str())
+}
+
+impl Config {
+    /// Output file names for the evaluated split: `eval.parquet` and `report.md` for the test
+    /// split, `eval_valid.parquet` and `report_valid.md` for the valid split, so that a
+    /// tuning run never overwrites the reported figures.
+    pub fn output_name(&self, stem: &str, extension: &str) -> String {
+        match self.split {
+            Split::Test => format!("{stem}.{extension}"),
+            other => format!("{stem}_{}.{extension}", other.as_str()),
+        }
+    }
 }
 
 impl Config {
     /// Checks every value; the first broken rule is the error.
     pub fn new(
         section: &EvalSection,
-        top_n: i64,
+        merge: &MergeSection,
         objectives: &[common::Objective],
         dir: PathBuf,
         seed: u64,
+        split: Split,
     ) -> Result<Config, common::Error> {
         let s = section;
+        if split == Split::Train {
+            return Err(param_error(
+                "split",
+                "train",
+                "evaluate on valid or test: every model was fitted on train",
+            ));
+        }
         if s.k.is_empty() {
             return Err(param_error("k", "[]", "give at least one cut-off K"));
         }
@@ -124,9 +143,11 @@ impl Config {
                 "must be >= 0 (0 = all sources)",
             ));
         }
+        let top_n = merge.top_n;
         if top_n < 1 || top_n > u32::MAX as i64 {
             return Err(param_error("top_n", top_n, "[merge] top_n must be >= 1"));
         }
+        let score = merge.score_settings()?;
         if objectives.is_empty() {
             return Err(param_error(
                 "objective",
@@ -147,6 +168,7 @@ impl Config {
                 .then(|| (s.window_hours * 3_600_000.0).round() as i64),
             max_sources: s.max_sources as usize,
             top_n: top_n as usize,
+            score,
             objectives: objectives
                 .iter()
                 .map(|o| EvalObjective {
@@ -156,6 +178,7 @@ impl Config {
                 })
                 .collect(),
             dislike,
+            split,
         })
     }
 
@@ -165,12 +188,12 @@ impl Config {
     }
 }
 
-/// Reads the configuration file: the pipeline part, the `[eval]` section and `[merge] top_n`.
-pub fn load(path: &Path) -> Result<(PipelineConfig, EvalSection, i64)> {
+/// Reads the configuration file: the pipeline part, the `[eval]` and `[merge]` sections.
+pub fn load(path: &Path) -> Result<(PipelineConfig, EvalSection, MergeSection)> {
     let pipeline = PipelineConfig::load(path)?;
     let section: EvalSection = pipeline.section("eval")?;
-    let merge: MergeTopN = pipeline.section("merge")?;
-    Ok((pipeline, section, merge.top_n))
+    let merge: MergeSection = pipeline.section("merge")?;
+    Ok((pipeline, section, merge))
 }
 
 #[cfg(test)]
@@ -187,14 +210,29 @@ mod tests {
     }
 
     fn message(section: EvalSection) -> String {
-        Config::new(&section, 50, &objectives(), "d".into(), 1)
-            .unwrap_err()
-            .to_string()
+        Config::new(
+            &section,
+            &MergeSection::default(),
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]
     fn defaults_are_valid() {
-        let c = Config::new(&EvalSection::default(), 50, &objectives(), "d".into(), 1).unwrap();
+        let c = Config::new(
+            &EvalSection::default(),
+            &MergeSection::default(),
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap();
         assert_eq!(c.ks, vec![10, 20, 50]);
         assert_eq!(c.window_ms, Some(86_400_000));
         assert_eq!((c.max_sources, c.top_n), (0, 50));
@@ -249,7 +287,15 @@ mod tests {
             window_hours: 0.0,
             ..Default::default()
         };
-        let c = Config::new(&section, 50, &objectives(), "d".into(), 1).unwrap();
+        let c = Config::new(
+            &section,
+            &MergeSection::default(),
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap();
         assert_eq!(c.window_ms, None);
     }
 
@@ -264,10 +310,73 @@ mod tests {
 
     #[test]
     fn rejects_zero_top_n() {
-        let m = Config::new(&EvalSection::default(), 0, &objectives(), "d".into(), 1)
-            .unwrap_err()
-            .to_string();
+        let m = Config::new(
+            &EvalSection::default(),
+            &MergeSection {
+                top_n: 0,
+                ..Default::default()
+            },
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(m.contains("top_n = 0"), "{m}");
+    }
+
+    #[test]
+    fn rejects_a_bad_merge_score_setting() {
+        let merge = MergeSection {
+            nonlinear_share: 2.0,
+            ..Default::default()
+        };
+        let m = Config::new(
+            &EvalSection::default(),
+            &merge,
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(m.contains("nonlinear_share = 2"), "{m}");
+    }
+
+    #[test]
+    fn rejects_the_train_split() {
+        let m = Config::new(
+            &EvalSection::default(),
+            &MergeSection::default(),
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Train,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(m.contains("split = train"), "{m}");
+    }
+
+    #[test]
+    fn valid_split_outputs_have_their_own_names() {
+        let test = Config::new(
+            &EvalSection::default(),
+            &MergeSection::default(),
+            &objectives(),
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap();
+        let valid = Config {
+            split: Split::Valid,
+            ..test.clone()
+        };
+        assert_eq!(test.output_name("eval", "parquet"), "eval.parquet");
+        assert_eq!(valid.output_name("report", "md"), "report_valid.md");
     }
 
     #[test]
@@ -279,7 +388,15 @@ mod tests {
             weight: -1.0,
             threshold: None,
         });
-        let c = Config::new(&EvalSection::default(), 50, &objs, "d".into(), 1).unwrap();
+        let c = Config::new(
+            &EvalSection::default(),
+            &MergeSection::default(),
+            &objs,
+            "d".into(),
+            1,
+            Split::Test,
+        )
+        .unwrap();
         assert_eq!(c.dislike, LabelRule::parse("rating <= 2").unwrap());
     }
 }

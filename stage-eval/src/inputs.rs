@@ -2,7 +2,7 @@
 //!
 //! Reads `interactions.parquet` (`user_idx`, `video_idx`, `ts`, `split` and the signals of
 //! the label rules), the row counts of `users.parquet` and `videos.parquet`,
-//! `candidates.parquet` (`source_idx`, `candidate_idx`, `score`, `rank`), per objective
+//! `candidates.parquet` (`source_idx`, `candidate_idx`, `rank`, `score`), per objective
 //! `als_<obj>.parquet` (`linear_score`) and `twotower_<obj>.parquet` (`nonlinear_score`),
 //! each checked row by row against the candidate pairs, `weights.parquet` (`objective`,
 //! `manual_weight`, `learned_weight`) and `related.parquet` (`source_idx`, `rank`,
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use arrow::array::{Array, AsArray, Float64Array};
-use arrow::datatypes::{DataType, Float64Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use common::columns::{string_values, u32_values};
 use common::schema::{files, CANDIDATE_IDX, SOURCE_IDX};
 use common::{Error, Expect, Interactions, ParquetInput, Split};
@@ -33,10 +33,12 @@ pub struct Log {
     pub n_videos: usize,
     /// Rows per video in the train split.
     pub train_counts: Vec<u64>,
+    /// Rows of the evaluated split (test, or valid when tuning).
     pub test: TestRows,
 }
 
-/// Loads the log: train counts for popularity, and the test rows with their flags
+/// Loads the log: train counts for popularity, and the rows of the evaluated split
+/// (`config.split`, the test split unless tuning on valid) with their flags
 /// (bit k: objective k's label is positive; bit n_objectives: a dislike).
 pub fn read_log(config: &Config) -> Result<Log> {
     let mut signals: Vec<&str> = config
@@ -67,8 +69,7 @@ pub fn read_log(config: &Config) -> Result<Log> {
     for row in 0..log.len() {
         match log.split[row] {
             Split::Train => train_counts[log.video_idx[row] as usize] += 1,
-            Split::Valid => {}
-            Split::Test => {
+            split if split == config.split => {
                 let flags = labels
                     .iter()
                     .enumerate()
@@ -79,6 +80,7 @@ pub fn read_log(config: &Config) -> Result<Log> {
                 test.ts_ms.push(log.ts_ms[row]);
                 test.flags.push(flags);
             }
+            _ => {}
         }
     }
     Ok(Log {
@@ -97,6 +99,8 @@ pub struct Candidates {
     pub source_idx: Vec<u32>,
     pub candidate_idx: Vec<u32>,
     pub rank: Vec<u32>,
+    /// The co-visitation score of stage 1.
+    pub score: Vec<f32>,
     /// Row range of each source video (empty when the video has no candidate).
     pub groups: Vec<std::ops::Range<usize>>,
 }
@@ -133,10 +137,29 @@ pub fn read_candidates(dir: &Path, n_videos: usize) -> Result<Candidates> {
         (SOURCE_IDX, Expect::Exactly(DataType::UInt32)),
         (CANDIDATE_IDX, Expect::Exactly(DataType::UInt32)),
         ("rank", Expect::Exactly(DataType::UInt32)),
+        ("score", Expect::Exactly(DataType::Float32)),
     ])?;
     let source_idx = u32_values(&columns[0], &path, SOURCE_IDX)?;
     let candidate_idx = u32_values(&columns[1], &path, CANDIDATE_IDX)?;
     let rank = u32_values(&columns[2], &path, "rank")?;
+    let scores = columns[3].as_primitive::<Float32Type>();
+    if let Some(row) =
+        (0..scores.len()).find(|&r| scores.is_null(r) || !scores.value(r).is_finite())
+    {
+        return Err(Error::BadValue {
+            path,
+            column: "score".into(),
+            row: row as u64,
+            value: if scores.is_null(row) {
+                "null".into()
+            } else {
+                scores.value(row).to_string()
+            },
+            reason: "scores must be finite numbers".into(),
+        }
+        .into());
+    }
+    let score = scores.values().to_vec();
     if let Some(row) = source_idx.windows(2).position(|w| w[1] < w[0]) {
         return Err(Error::BadValue {
             path,
@@ -172,6 +195,7 @@ pub fn read_candidates(dir: &Path, n_videos: usize) -> Result<Candidates> {
         source_idx,
         candidate_idx,
         rank,
+        score,
         groups,
     })
 }

@@ -2,30 +2,38 @@
 //! against what users watched next in the test split.
 //!
 //! Reads, in the dataset folder: `interactions.parquet` (test rows for the ground truth,
-//! train rows for the popularity baseline), the row counts of `users.parquet` and
+//! train rows for the popularity baseline, valid rows for the calibration of
+//! `calibrated_max`, fitted as stage-merge fits it), the row counts of `users.parquet` and
 //! `videos.parquet`, `candidates.parquet`, per objective `als_<obj>.parquet` and
 //! `twotower_<obj>.parquet`, `weights.parquet` and `related.parquet`. Nothing is retrained:
 //! every ranking is rebuilt from those files.
 //!
-//! Writes `eval.parquet` (one row per ranking × objective × metric × K) and `report.md`.
+//! Writes `eval.parquet` (one row per ranking × objective × metric × K), `report.md` and
+//! three PNG charts (`plots`; skipped with a warning when no font is found); with
+//! `--split valid` the same files with a `_valid` suffix.
 //!
-//! Steps: `truth` (ground truth per source), `rankings` (one list per source and ranking),
-//! `metrics` (per-list figures and their means), `report` (outputs). `inputs` reads the
-//! files; `common::scale` is the percentile scale the merge uses, recomputed here.
+//! Steps: `truth` (ground truth per source, stage-merge's module, shared with its
+//! calibration), `rankings` (one list per source and ranking),
+//! `metrics` (per-list figures and their means), `plots` (charts), `report` (outputs). `inputs` reads the
+//! files; `common::scale` (the percentile scale) and `stage_merge::score` (the merge's
+//! formula) are the merge's own code, so the merged rankings are recomputed exactly.
 
 pub mod args;
 pub mod config;
 pub mod inputs;
 pub mod metrics;
+pub mod plots;
 pub mod rankings;
 pub mod report;
 use common::scale;
-pub mod truth;
+pub use stage_merge::truth;
 
 use std::time::Instant;
 
 use anyhow::Result;
 use common::Summary;
+use stage_merge::calibrate;
+use stage_merge::score::{Combine, ScoreSettings};
 
 pub use config::Config;
 use metrics::MetricRow;
@@ -33,7 +41,7 @@ use rankings::Ranking;
 
 /// Stage name in logs, summaries and file metadata.
 pub const STAGE: &str = "stage-eval";
-/// Output file names inside the dataset folder.
+/// Output file names inside the dataset folder (test split; see `Config::output_name`).
 pub const EVAL_FILE: &str = "eval.parquet";
 pub const REPORT_FILE: &str = "report.md";
 
@@ -63,7 +71,8 @@ pub fn run(config: &Config) -> Result<Summary> {
     let sources = &truth.sources;
     let n_pairs = truth::Truth::n_pairs(&truth.engaged);
     tracing::info!(
-        "test split: {} rows, {} sources with a ground truth, {} evaluated, {} pairs",
+        "{} split: {} rows, {} sources with a ground truth, {} evaluated, {} pairs",
+        config.split.as_str(),
         log.test.user.len(),
         full_truth.sources.len(),
         sources.len(),
@@ -71,9 +80,10 @@ pub fn run(config: &Config) -> Result<Summary> {
     );
     if sources.is_empty() {
         anyhow::bail!(
-            "{}: no test-split engagement is followed by another within {} h: nothing to \
+            "{}: no {}-split engagement is followed by another within {} h: nothing to \
              evaluate (try a larger [eval] window_hours, or 0 for no window)",
             log.path.display(),
+            config.split.as_str(),
             config.window_hours
         );
     }
@@ -93,9 +103,31 @@ pub fn run(config: &Config) -> Result<Summary> {
             lists: rankings::by_file_rank(&candidates, sources, top_n),
         },
     ];
+    // The calibrated_max maps, fitted on the valid split exactly as stage-merge fits them;
+    // without a valid-split truth only the percentile rules are compared (unless the
+    // configured rule needs them, which is then an error, as in stage-merge).
+    let labels: Vec<common::LabelRule> =
+        config.objectives.iter().map(|o| o.label.clone()).collect();
+    let calibration = match calibrate::valid_labels(
+        dir,
+        &labels,
+        config.score.calibration_window_ms,
+        &candidates.source_idx,
+        &candidates.candidate_idx,
+    ) {
+        Ok(labels) => Some(labels),
+        Err(e) if !config.score.calibrated() => {
+            tracing::warn!("no calibrated_max ranking: {e:#}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let mut linear_all = Vec::with_capacity(n_objectives);
     let mut nonlinear_all = Vec::with_capacity(n_objectives);
-    let mut scaled = Vec::with_capacity(n_objectives);
+    let mut linear_cdf = Vec::with_capacity(n_objectives);
+    let mut nonlinear_cdf = Vec::with_capacity(n_objectives);
+    let mut linear_prob = Vec::with_capacity(n_objectives);
+    let mut nonlinear_prob = Vec::with_capacity(n_objectives);
     let bar = common::progress::bar(n_objectives as u64, "objectives");
     for objective in &config.objectives {
         let name = &objective.name;
@@ -121,10 +153,18 @@ pub fn run(config: &Config) -> Result<Summary> {
             name: format!("twotower_{name}"),
             lists: rankings::by_score(&candidates, &nonlinear, sources, top_n),
         });
-        scaled.push(scale::combine_max(
-            &scale::empirical_cdf(&linear),
-            &scale::empirical_cdf(&nonlinear),
-        ));
+        linear_cdf.push(scale::empirical_cdf(&linear));
+        nonlinear_cdf.push(scale::empirical_cdf(&nonlinear));
+        if let Some((per_objective, _)) = &calibration {
+            let k = linear_cdf.len() - 1;
+            let l = &per_objective[k];
+            linear_prob.push(calibrate::calibrate(&linear, l, &format!("als_{name}"))?);
+            nonlinear_prob.push(calibrate::calibrate(
+                &nonlinear,
+                l,
+                &format!("twotower_{name}"),
+            )?);
+        }
         linear_all.push(linear);
         nonlinear_all.push(nonlinear);
         tracing::info!("objective {name}: scores read");
@@ -150,15 +190,48 @@ pub fn run(config: &Config) -> Result<Summary> {
     let learned = inputs::read_learned_weights(dir, &named)?;
     summary.input(&weights_path, n_objectives as u64);
     let full_factors: Vec<f64> = manual.iter().zip(&learned).map(|(a, w)| a * w).collect();
-    let mut full_score = Vec::new();
-    for (name, factors) in [
-        ("merged_equal", vec![1.0; n_objectives]),
-        ("merged_manual", manual.clone()),
-        ("full", full_factors),
+    let covisitation_cdf = scale::empirical_cdf(&candidates.score);
+    let covisitation_prob = match &calibration {
+        Some((_, engaged)) => calibrate::calibrate(&candidates.score, engaged, "co-visitation")?,
+        None => Vec::new(),
+    };
+    let previous = ScoreSettings::PREVIOUS;
+    let mut merges = vec![
+        (
+            "merged_equal".to_string(),
+            vec![1.0; n_objectives],
+            config.score,
+        ),
+        ("merged_manual".to_string(), manual.clone(), config.score),
+        ("full".to_string(), full_factors.clone(), config.score),
+        ("full_previous".to_string(), full_factors.clone(), previous),
+    ];
+    // `full` under the other combine rules, all else equal, for the before/after figures.
+    for (combine, label) in [
+        (Combine::CalibratedMax, "calibrated_max"),
+        (Combine::Max, "max"),
+        (Combine::Blend, "blend"),
     ] {
-        let score = rankings::weighted_sum(&scaled, &factors);
+        if combine != config.score.combine
+            && (calibration.is_some() || combine != Combine::CalibratedMax)
+        {
+            let settings = ScoreSettings {
+                combine,
+                ..config.score
+            };
+            merges.push((format!("full_{label}"), full_factors.clone(), settings));
+        }
+    }
+    let mut full_score = Vec::new();
+    for (name, factors, settings) in merges {
+        let (linear, nonlinear, covisitation) = if settings.calibrated() {
+            (&linear_prob, &nonlinear_prob, &covisitation_prob)
+        } else {
+            (&linear_cdf, &nonlinear_cdf, &covisitation_cdf)
+        };
+        let score = rankings::merged_score(linear, nonlinear, covisitation, &factors, &settings);
         ranked.push(Ranking {
-            name: name.into(),
+            name: name.clone(),
             lists: rankings::by_score(&candidates, &score, sources, top_n),
         });
         if name == "full" {
@@ -223,15 +296,44 @@ pub fn run(config: &Config) -> Result<Summary> {
         ));
     }
 
+    // The full pipeline against the best single component, source by source.
+    let k = report::headline_k(ks);
+    let names: Vec<String> = ranked.iter().map(|r| r.name.clone()).collect();
+    let lists_of = |name: &str| ranked.iter().find(|r| r.name == name).map(|r| &r.lists);
+    let comparison = report::best_component(&rows, &names, k).and_then(|best| {
+        let (difference, standard_error, n_sources) = metrics::paired_ndcg_difference(
+            lists_of("full")?,
+            lists_of(&best)?,
+            &truth.engaged,
+            k,
+        )?;
+        Some(report::Comparison {
+            best,
+            difference,
+            standard_error,
+            n_sources,
+        })
+    });
+    let dislike_bit = 1u64 << n_objectives;
+    let disliked: Vec<usize> = (0..log.test.flags.len())
+        .filter(|&r| log.test.flags[r] & dislike_bit != 0)
+        .collect();
+    let unseen = disliked
+        .iter()
+        .filter(|&&r| log.train_counts[log.test.video[r] as usize] == 0)
+        .count();
+
     // 5. Outputs. The folder is left out of the file metadata, as in every stage.
     let mut in_files = config.to_json();
     if let Some(map) = in_files.as_object_mut() {
         map.remove("dir");
     }
     let meta = common::stage_meta(STAGE, env!("CARGO_PKG_VERSION"), config.seed, in_files);
-    // report.md first: eval.parquet is what make waits for, so it is renamed in last.
+    // Charts and report.md first: eval.parquet is what make waits for, so it is renamed in
+    // last.
     let context = report::Context {
         dataset: dir.display().to_string(),
+        split: config.split.as_str().to_string(),
         n_test_rows: log.test.user.len(),
         n_sources_with_truth: full_truth.sources.len(),
         n_sources: sources.len(),
@@ -242,17 +344,38 @@ pub fn run(config: &Config) -> Result<Summary> {
         objectives: config.objectives.iter().map(|o| o.name.clone()).collect(),
         rankings: ranked.iter().map(|r| r.name.clone()).collect(),
         related_check: (related.len(), equal),
+        comparison,
+        dislikes: (disliked.len() as u64, unseen as u64),
+        valid: valid_figures(config),
+        plots: match plots::draw(dir, config, &rows, k, &learned) {
+            Ok(files) => Ok(files),
+            Err(e) => {
+                tracing::warn!("no plots drawn: {e:#}");
+                Err(format!("{e:#}"))
+            }
+        },
     };
-    let report_path = dir.join(REPORT_FILE);
+    let comparison_json = context.comparison.as_ref().map(|c| {
+        serde_json::json!({
+            "best_component": c.best,
+            "ndcg_difference": round4(c.difference),
+            "standard_error": round4(c.standard_error),
+            "n_sources": c.n_sources,
+        })
+    });
+    let plots_json = match &context.plots {
+        Ok(files) => serde_json::json!(files),
+        Err(reason) => serde_json::json!({ "skipped": reason }),
+    };
+    let report_path = dir.join(config.output_name("report", "md"));
     let markdown = report::markdown(&rows, &context);
     common::io::write_atomic(&report_path, markdown.as_bytes())?;
     summary.output(&report_path, markdown.lines().count() as u64);
-    let eval_path = dir.join(EVAL_FILE);
+    let eval_path = dir.join(config.output_name("eval", "parquet"));
     let n_rows = report::write_parquet(&eval_path, &rows, &meta)?;
     summary.output(&eval_path, n_rows);
 
     // 6. Summary: the headline figure of every ranking.
-    let k = report::headline_k(ks);
     let headline = |metric: &str| -> serde_json::Map<String, serde_json::Value> {
         ranked
             .iter()
@@ -277,8 +400,34 @@ pub fn run(config: &Config) -> Result<Summary> {
     summary.metric("ndcg", headline("ndcg"));
     summary.metric("dislike_share", headline("dislike_share"));
     summary.metric("related_sources", related.len());
+    summary.metric("full_vs_best_component", comparison_json);
+    summary.metric("plots", plots_json);
     summary.metric("full_matches_related", equal);
     Ok(summary.finish(started))
+}
+
+/// The valid-split figures for the test report: eval_valid.parquet when it was written after
+/// related.parquet (so it measured the current merge); None on a valid-split run.
+fn valid_figures(config: &Config) -> Option<Result<Vec<MetricRow>, String>> {
+    if config.split != common::Split::Test {
+        return None;
+    }
+    let dir = &config.dir;
+    let valid = dir.join("eval_valid.parquet");
+    let related = dir.join(common::schema::files::RELATED);
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some(match (modified(&valid), modified(&related)) {
+        (None, _) => Err(format!(
+            "{} does not exist (run stage-eval --split valid)",
+            valid.display()
+        )),
+        (Some(v), Some(r)) if v < r => Err(format!(
+            "{} is older than {} (re-run stage-eval --split valid)",
+            valid.display(),
+            related.display()
+        )),
+        _ => report::read_parquet(&valid).map_err(|e| format!("{e:#}")),
+    })
 }
 
 fn round4(x: f64) -> f64 {

@@ -9,13 +9,25 @@
 //! - `als_<obj>` / `twotower_<obj>`: the candidates re-ranked by one model's cosine;
 //! - `als_mean` / `twotower_mean`: by the mean cosine over objectives (one model family,
 //!   so the raw cosines share a scale);
-//! - `merged_equal`, `merged_manual`, `full`: sum_k f_k s_k with f_k = 1, a_k and a_k w_k,
-//!   computed exactly as stage-merge does, so `full` is related.parquet's order.
+//! - `merged_equal`, `merged_manual`, `full`: the merge's score (`stage_merge::score`) with
+//!   factors f_k = 1, a_k and a_k w_k, computed by stage-merge's own code, so `full` is
+//!   related.parquet's order;
+//! - `full_previous`: the factors a_k w_k under the first merge's rule (max of the two
+//!   percentiles, the whole dislike similarity subtracted, no co-visitation term), kept to
+//!   show what the current rule changes;
+//! - `full_max`, `full_calibrated_max`, `full_blend`: the factors a_k w_k and the configured
+//!   settings under each `combine` rule other than the configured one (`full` is that one),
+//!   so every report compares the three; `full_calibrated_max` needs a valid-split truth
+//!   and is left out without one. Under `calibrated_max` the columns given to
+//!   `merged_score` are the calibrated probabilities (`stage_merge::calibrate`) instead of
+//!   the percentiles.
 //!
 //! A source with no candidate gets an empty list (a miss), including sources never seen in
 //! train, which no candidate-based ranking can serve.
 
 use rayon::prelude::*;
+
+use stage_merge::score::{self, ScoreSettings};
 
 use crate::inputs::Candidates;
 
@@ -85,8 +97,30 @@ pub fn by_score(
         .collect()
 }
 
-/// sum_k factor_k s_k of every pair, summed in f64 in objective order and stored as f32,
-/// the merge's arithmetic.
+/// The merge's score of every pair under `settings`, from the two models' percentiles of
+/// each objective and the co-visitation percentile (their calibrated probabilities under
+/// `calibrated_max`).
+pub fn merged_score(
+    linear_cdf: &[Vec<f32>],
+    nonlinear_cdf: &[Vec<f32>],
+    covisitation_cdf: &[f32],
+    factors: &[f64],
+    settings: &ScoreSettings,
+) -> Vec<f32> {
+    let similarity: Vec<Vec<f32>> = linear_cdf
+        .iter()
+        .zip(nonlinear_cdf)
+        .map(|(l, n)| settings.similarity(l, n))
+        .collect();
+    let negative = settings.negative_terms(&similarity, factors);
+    let terms = score::terms(&similarity, &negative, covisitation_cdf, factors, settings);
+    (0..covisitation_cdf.len())
+        .into_par_iter()
+        .map(|row| score::pair_score(&terms, row))
+        .collect()
+}
+
+/// sum_k factor_k s_k of every pair, summed in f64 in column order and stored as f32.
 pub fn weighted_sum(scaled: &[Vec<f32>], factors: &[f64]) -> Vec<f32> {
     let n = scaled.first().map_or(0, Vec::len);
     (0..n)
@@ -125,6 +159,7 @@ mod tests {
         Candidates {
             path: "c".into(),
             source_idx,
+            score: vec![0.0; candidate_idx.len()],
             candidate_idx,
             rank,
             groups,

@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
+use arrow::array::{Array, AsArray};
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt64Type};
 use common::StageMeta;
 
 use crate::metrics::MetricRow;
@@ -46,10 +47,44 @@ pub fn write_parquet(path: &Path, rows: &[MetricRow], meta: &StageMeta) -> Resul
     common::io::write_batch(path, &batch, meta)
 }
 
+/// Reads back an eval.parquet written by `write_parquet` (the valid-split figures shown in
+/// the test report).
+pub fn read_parquet(path: &Path) -> Result<Vec<MetricRow>> {
+    let input = common::ParquetInput::open(path)?;
+    let columns = input.read_columns(&[
+        ("ranking", common::Expect::Exactly(DataType::Utf8)),
+        ("objective", common::Expect::Exactly(DataType::Utf8)),
+        ("metric", common::Expect::Exactly(DataType::Utf8)),
+        ("k", common::Expect::Exactly(DataType::UInt32)),
+        ("value", common::Expect::Exactly(DataType::Float64)),
+        ("support", common::Expect::Exactly(DataType::UInt64)),
+        ("pairs", common::Expect::Exactly(DataType::UInt64)),
+    ])?;
+    let text = |i: usize| common::columns::string_values(&columns[i], path, "text");
+    let (ranking, objective, metric) = (text(0)?, text(1)?, text(2)?);
+    let k = common::columns::u32_values(&columns[3], path, "k")?;
+    let value = columns[4].as_primitive::<Float64Type>();
+    let support = columns[5].as_primitive::<UInt64Type>();
+    let pairs = columns[6].as_primitive::<UInt64Type>();
+    Ok((0..ranking.len())
+        .map(|r| MetricRow {
+            ranking: ranking[r].clone(),
+            objective: objective[r].clone(),
+            metric: metric[r].clone(),
+            k: k[r],
+            value: (!value.is_null(r)).then(|| value.value(r)),
+            support: support.value(r),
+            pairs: pairs.value(r),
+        })
+        .collect())
+}
+
 /// What the report says besides the metric rows.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub dataset: String,
+    /// The evaluated split ("test", or "valid" when tuning).
+    pub split: String,
     pub n_test_rows: usize,
     pub n_sources_with_truth: usize,
     pub n_sources: usize,
@@ -61,6 +96,47 @@ pub struct Context {
     pub rankings: Vec<String>,
     /// (sources compared, sources whose `full` list equals related.parquet's).
     pub related_check: (usize, usize),
+    /// `full` against the best single component on NDCG at the headline K.
+    pub comparison: Option<Comparison>,
+    /// (disliked rows in the evaluated split, those on videos without any train row).
+    pub dislikes: (u64, u64),
+    /// Plot files written next to the report, or why none were.
+    pub plots: Result<Vec<String>, String>,
+    /// In the test report: the valid-split figures of eval_valid.parquet when that file is
+    /// newer than related.parquet (the settings were chosen on them), else why not shown.
+    pub valid: Option<Result<Vec<MetricRow>, String>>,
+}
+
+/// The paired comparison of `full` with the best single component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The component with the highest NDCG at the headline K.
+    pub best: String,
+    /// Mean per-source NDCG of `full` minus the component's, its standard error, sources.
+    pub difference: f64,
+    pub standard_error: f64,
+    pub n_sources: u64,
+}
+
+/// Rankings that are one signal or one model family alone: every ranking except the
+/// popularity baseline and the merges.
+pub fn is_component(ranking: &str) -> bool {
+    !matches!(
+        ranking,
+        "popularity" | "merged_equal" | "merged_manual" | "full" | "full_previous"
+    ) && !ranking.starts_with("full_")
+}
+
+/// The component with the highest NDCG at `k` on the engagement truth.
+pub fn best_component(rows: &[MetricRow], rankings: &[String], k: usize) -> Option<String> {
+    let components: Vec<String> = rankings
+        .iter()
+        .filter(|r| is_component(r))
+        .cloned()
+        .collect();
+    ordered(rows, &components, "all", "ndcg", k, true)
+        .first()
+        .map(|(name, _)| name.to_string())
 }
 
 fn find<'a>(
@@ -80,6 +156,13 @@ fn cell(row: Option<&MetricRow>) -> String {
         Some(v) => format!("{v:.4}"),
         None => "–".to_string(),
     }
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
 }
 
 /// The K of the headline tables: 20 when evaluated, else the smallest K.
@@ -125,17 +208,24 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# Offline evaluation of the related-video rankings: {}\n",
-        c.dataset
+        "# Offline evaluation of the related-video rankings: {} ({} split)\n",
+        c.dataset, c.split
     );
     let _ = writeln!(
         md,
-        "Test split: {} rows. Ground truth of a source video: the videos that a user who \
-         engaged it in the test split engaged strictly after it and at most {} h later. \
+        "{} split: {} rows. Ground truth of a source video: the videos that a user who \
+         engaged it in the {} split engaged strictly after it and at most {} h later. \
          {} sources have a non-empty ground truth; {} evaluated, with {} (source, relevant \
          video) pairs. Every ranking lists at most {} videos per source ([merge] top_n); a \
          source without a list counts as a miss.\n",
-        c.n_test_rows, c.window_hours, c.n_sources_with_truth, c.n_sources, c.n_pairs, c.top_n
+        capitalised(&c.split),
+        c.n_test_rows,
+        c.split,
+        c.window_hours,
+        c.n_sources_with_truth,
+        c.n_sources,
+        c.n_pairs,
+        c.top_n
     );
 
     let _ = writeln!(md, "## Engagement ground truth, K = {k}\n");
@@ -213,6 +303,76 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
             ))
         );
     }
+    let value =
+        |ranking: &str, metric: &str| find(rows, ranking, "all", metric, k).and_then(|r| r.value);
+    if let Some(cmp) = &c.comparison {
+        let verdict = if cmp.difference > 2.0 * cmp.standard_error {
+            "above it by more than two standard errors"
+        } else if cmp.difference > 0.0 {
+            "above it, but by less than two standard errors"
+        } else if cmp.difference > -2.0 * cmp.standard_error {
+            "below it, by less than two standard errors"
+        } else {
+            "below it by more than two standard errors"
+        };
+        let _ = writeln!(
+            md,
+            "- `full` against the best single component, `{}` (highest NDCG@{k} among \
+             co-visitation, ALS alone and two-tower alone): per-source NDCG@{k} difference \
+             {:+.4} ± {:.4} (standard error, paired over {} sources): {verdict}.",
+            cmp.best, cmp.difference, cmp.standard_error, cmp.n_sources
+        );
+    }
+    if let (Some(full), Some(covis)) = (
+        value("full", "dislike_share"),
+        value("covisitation", "dislike_share"),
+    ) {
+        let counted = |ranking: &str| {
+            find(rows, ranking, "all", "dislike_share", k).map_or(String::new(), |r| {
+                let bad = (r.value.unwrap_or(0.0) * r.pairs as f64).round();
+                format!(" ({bad} of {} listed engaged videos)", r.pairs)
+            })
+        };
+        let _ = writeln!(
+            md,
+            "- Dislike share@{k}: `full` {full:.4}{}, co-visitation alone {covis:.4}{} ({}).",
+            counted("full"),
+            counted("covisitation"),
+            if full < covis {
+                "lower with the full pipeline"
+            } else if full == covis {
+                "equal"
+            } else {
+                "higher with the full pipeline"
+            }
+        );
+    }
+    if let (Some(now), Some(before)) = (value("full", "ndcg"), value("full_previous", "ndcg")) {
+        let shares = match (
+            value("full", "dislike_share"),
+            value("full_previous", "dislike_share"),
+        ) {
+            (Some(a), Some(b)) => format!(", dislike share@{k} {a:.4} against {b:.4}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "- `full` against `full_previous` (the same weights under the first merge's rule: \
+             max of the two percentiles, the whole dislike similarity subtracted, no \
+             co-visitation term): NDCG@{k} {now:.4} against {before:.4}{shares}."
+        );
+    }
+    let (disliked, unseen) = c.dislikes;
+    if disliked > 0 {
+        let _ = writeln!(
+            md,
+            "- {disliked} rows of the {} split are dislikes; {unseen} of them ({:.1} %) are on \
+             videos with no train row, which no candidate list can contain, so the dislike \
+             share can only be measured on the others.",
+            c.split,
+            100.0 * unseen as f64 / disliked as f64
+        );
+    }
     for o in &c.objectives {
         let negative = o == "dislike";
         let order = ordered(rows, &c.rankings, o, "ndcg", k, !negative);
@@ -239,10 +399,61 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
         md,
         "- The recomputed `full` ranking equals related.parquet on {equal} of {compared} sources."
     );
+    match &c.valid {
+        Some(Ok(valid)) => {
+            let _ = writeln!(
+                md,
+                "\n## Valid split against test split, K = {k}\n\n\
+                 The merge settings were chosen on the valid split (eval_valid.parquet, \
+                 `stage-eval --split valid`); the test split was not used to choose anything.\n"
+            );
+            let _ = writeln!(
+                md,
+                "| ranking | valid NDCG@{k} | test NDCG@{k} | valid dislike share@{k} | test dislike share@{k} |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+            let mut shown: Vec<String> = vec!["covisitation".into()];
+            for split_rows in [valid.as_slice(), rows] {
+                if let Some(best) = best_component(split_rows, &c.rankings, k) {
+                    if !shown.contains(&best) {
+                        shown.push(best);
+                    }
+                }
+            }
+            shown.extend(["full_previous".to_string(), "full".to_string()]);
+            for name in &shown {
+                let _ = writeln!(
+                    md,
+                    "| {name} | {} | {} | {} | {} |",
+                    cell(find(valid, name, "all", "ndcg", k)),
+                    cell(find(rows, name, "all", "ndcg", k)),
+                    cell(find(valid, name, "all", "dislike_share", k)),
+                    cell(find(rows, name, "all", "dislike_share", k)),
+                );
+            }
+        }
+        Some(Err(reason)) => {
+            let _ = writeln!(md, "\nValid-split figures not shown: {reason}.");
+        }
+        None => {}
+    }
+    match &c.plots {
+        Ok(files) if !files.is_empty() => {
+            let _ = writeln!(md, "\n## Plots\n");
+            for file in files {
+                let _ = writeln!(md, "![{file}]({file})");
+            }
+        }
+        Ok(_) => {}
+        Err(reason) => {
+            let _ = writeln!(md, "\nNo plots were drawn: {reason}.");
+        }
+    }
     let _ = writeln!(
         md,
-        "\nThese figures rank lists against what users did next in the test period; they are \
-         offline proxies, not the effect of showing the lists (users saw neither ranking)."
+        "\nThese figures rank lists against what users did next in the {} period; they are \
+         offline proxies, not the effect of showing the lists (users saw neither ranking).",
+        c.split
     );
     md
 }
@@ -273,6 +484,7 @@ mod tests {
         ];
         let c = Context {
             dataset: "d".into(),
+            split: "test".into(),
             n_test_rows: 10,
             n_sources_with_truth: 3,
             n_sources: 3,
@@ -283,6 +495,15 @@ mod tests {
             objectives: vec![],
             rankings: vec!["covisitation".into(), "full".into()],
             related_check: (3, 3),
+            comparison: Some(Comparison {
+                best: "covisitation".into(),
+                difference: 0.2,
+                standard_error: 0.05,
+                n_sources: 3,
+            }),
+            dislikes: (4, 1),
+            plots: Err("no TrueType font found".into()),
+            valid: Some(Ok(vec![row("full", "ndcg", 20, 0.25)])),
         };
         let md = markdown(&rows, &c);
         assert!(md.contains("| full | 0.3000 |"), "{md}");
@@ -298,8 +519,47 @@ mod tests {
             md.contains("equals related.parquet on 3 of 3 sources"),
             "{md}"
         );
+        assert!(md.contains("+0.2000 ± 0.0500") && md.contains("more than two standard errors"));
+        assert!(
+            md.contains("`full` 0.0500 (0 of 4 listed engaged videos), co-visitation alone 0.2000"),
+            "{md}"
+        );
+        assert!(md.contains("1 of them (25.0 %)"), "{md}");
+        assert!(
+            md.contains("No plots were drawn: no TrueType font found."),
+            "{md}"
+        );
+        assert!(
+            md.contains("| full | 0.2500 | 0.3000 | – | 0.0500 |"),
+            "{md}"
+        );
         // MRR was not given: shown as a dash, never NaN.
         assert!(!md.contains("NaN"));
+    }
+
+    #[test]
+    fn best_component_leaves_out_popularity_and_the_merges() {
+        let rows = vec![
+            row("popularity", "ndcg", 20, 0.9),
+            row("full", "ndcg", 20, 0.8),
+            row("twotower_mean", "ndcg", 20, 0.3),
+            row("covisitation", "ndcg", 20, 0.2),
+            row("full_max", "ndcg", 20, 0.7),
+        ];
+        let names: Vec<String> = [
+            "popularity",
+            "full",
+            "twotower_mean",
+            "covisitation",
+            "full_max",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            best_component(&rows, &names, 20).as_deref(),
+            Some("twotower_mean")
+        );
     }
 
     #[test]

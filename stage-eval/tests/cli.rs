@@ -55,6 +55,11 @@ fn f32s(values: Vec<f32>) -> ArrayRef {
 /// Truth: source 0 -> engaged {1, 2}, like {1}, disliked {2}; source 5 -> {4} (5 has no
 /// candidate and was never in train: a miss for every candidate ranking).
 fn write_log(dir: &Path) {
+    write_log_with_split(dir, "test");
+}
+
+/// The same log with its later rows in `late_split` ("test", or "valid" for --split valid).
+fn write_log_with_split(dir: &Path, late_split: &str) {
     write(
         &dir.join("users.parquet"),
         vec![("user_idx", u32_array(vec![0, 1, 2])), ("user_id", ids(3))],
@@ -90,7 +95,13 @@ fn write_log(dir: &Path) {
             ("ts", timestamp_ms_array(rows.iter().map(|r| r.2).collect())),
             (
                 "split",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| {
+                    if r.3 == "test" {
+                        late_split
+                    } else {
+                        r.3
+                    }
+                }))),
             ),
             (
                 "like",
@@ -110,9 +121,10 @@ fn write_log(dir: &Path) {
 
 /// Candidates: source 0 -> 2 (rank 1), 1, 3; source 1 -> 0, 2. ALS cosines put 1 first for
 /// source 0; the two-tower cosines are all equal (every CDF value 0.5), so with one
-/// objective of weights a = w = 1 the full score is max(CDF_linear, 0.5):
-/// linear 0.1 0.9 0.5 0.2 0.3 -> CDF 0 1 .75 .25 .5 -> s = .5 1 .75 .5 .5, so related is
-/// source 0: 1, 3, 2 and source 1: 0, 2 (a tie, by index).
+/// objective of weights a = w = 1 and the first merge's rule (`PREVIOUS_RULE`) the full
+/// score is max(CDF_linear, 0.5): linear 0.1 0.9 0.5 0.2 0.3 -> CDF 0 1 .75 .25 .5 ->
+/// s = .5 1 .75 .5 .5, so related is source 0: 1, 3, 2 and source 1: 0, 2 (a tie, by index).
+/// Under the default rule see `RELATED_DEFAULT`.
 fn write_pipeline_outputs(dir: &Path, related: &[(u32, u32, u32)]) {
     let source = vec![0u32, 0, 0, 1, 1];
     let candidate = vec![2u32, 1, 3, 0, 2];
@@ -178,20 +190,36 @@ fn write_pipeline_outputs(dir: &Path, related: &[(u32, u32, u32)]) {
 
 const RELATED: [(u32, u32, u32); 5] = [(0, 1, 1), (0, 2, 3), (0, 3, 2), (1, 1, 0), (1, 2, 2)];
 
+/// The first merge's rule: max of the percentiles, raw negative similarity, no co-visitation.
+const PREVIOUS_RULE: &str =
+    "combine = \"max\"\ncovisitation_weight = 0.0\nnegative_similarity = \"raw\"\n";
+
+/// Default rule: s = CDF_nonlinear = 0.5 everywhere; co-visitation scores 0.9 0.5 0.1 0.7 0.6
+/// -> percentiles 1 .25 0 .75 .5, factor 1 x (sum of positive a w = 1): score = 0.5 + c, so
+/// source 0: 2 (1.5), 1 (.75), 3 (.5); source 1: 0 (1.25), 2 (1.0).
+const RELATED_DEFAULT: [(u32, u32, u32); 5] =
+    [(0, 1, 2), (0, 2, 1), (0, 3, 3), (1, 1, 0), (1, 2, 2)];
+
 fn write_config(dir: &Path, eval: &str) -> PathBuf {
+    write_config_with_merge(dir, PREVIOUS_RULE, eval)
+}
+
+fn write_config_with_merge(dir: &Path, merge: &str, eval: &str) -> PathBuf {
     let path = dir.join("config.toml");
     let text = format!(
-        "[dataset]\nname = \"fixture\"\nformat = \"synthetic\"\n\n[merge]\ntop_n = 3\n\n\
+        "[dataset]\nname = \"fixture\"\nformat = \"synthetic\"\n\n[merge]\ntop_n = 3\n{merge}\n\
          {eval}\n[[objective]]\nname = \"like\"\nlabel = \"like\"\nweight = 1.0\n"
     );
     std::fs::write(&path, text).unwrap();
     path
 }
 
+const EVAL_SECTION: &str = "[eval]\nk = [1, 2, 50]\nwindow_hours = 24.0\n";
+
 fn fixture(dir: &Path) -> PathBuf {
     write_log(dir);
     write_pipeline_outputs(dir, &RELATED);
-    write_config(dir, "[eval]\nk = [1, 2, 50]\nwindow_hours = 24.0\n")
+    write_config(dir, EVAL_SECTION)
 }
 
 fn run(dir: &Path, config: &Path, extra: &[&str]) -> Output {
@@ -326,9 +354,15 @@ fn end_to_end_metrics_match_the_hand_computed_values() {
         "merged_equal",
         "merged_manual",
         "full",
+        "full_previous",
     ] {
         assert!(names.contains(name), "{name} missing: {names:?}");
     }
+    // Under the previous rule, full and full_previous are one ranking.
+    assert_eq!(
+        get(&rows, "full", "all", "ndcg", 2).4,
+        get(&rows, "full_previous", "all", "ndcg", 2).4
+    );
 
     let report = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
     assert!(report.contains("| covisitation | 0.5000 |"), "{report}");
@@ -337,6 +371,123 @@ fn end_to_end_metrics_match_the_hand_computed_values() {
         "{report}"
     );
     assert!(!report.contains("NaN"));
+}
+
+#[test]
+fn default_rule_adds_the_covisitation_percentile() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path());
+    write_pipeline_outputs(tmp.path(), &RELATED_DEFAULT);
+    let config = write_config_with_merge(tmp.path(), "", EVAL_SECTION);
+    let out = run(tmp.path(), &config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(&out)["metrics"]["full_matches_related"], 2);
+    let rows = read_eval(tmp.path());
+    // full lists 2 first for source 0 (engaged and disliked): share 1 at K = 1, while the
+    // previous rule lists 1 first (share 0).
+    assert!(close(get(&rows, "full", "all", "dislike_share", 1).4, 1.0));
+    assert!(close(
+        get(&rows, "full_previous", "all", "dislike_share", 1).4,
+        0.0
+    ));
+    // full = covisitation order here: NDCG@2 0.5 as computed for covisitation.
+    assert!(close(get(&rows, "full", "all", "ndcg", 2).4, 0.5));
+    let report = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    assert!(
+        report.contains("`full` against `full_previous`"),
+        "{report}"
+    );
+}
+
+#[test]
+fn valid_split_writes_its_own_files_and_leaves_the_test_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fixture(tmp.path());
+    // The test-split log has no valid rows: nothing to evaluate, nothing written.
+    let out = run(tmp.path(), &config, &["--split", "valid"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no valid-split engagement"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("eval_valid.parquet").exists());
+
+    write_log_with_split(tmp.path(), "valid");
+    let out = run(tmp.path(), &config, &["--split", "valid"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(&out)["config"]["split"], "valid");
+    assert!(!tmp.path().join("eval.parquet").exists());
+    assert!(!tmp.path().join("report.md").exists());
+    let report = std::fs::read_to_string(tmp.path().join("report_valid.md")).unwrap();
+    assert!(report.contains("(valid split)"), "{report}");
+    assert!(report.contains("| covisitation | 0.5000 |"), "{report}");
+    // With valid rows to calibrate on, `full` is compared with the two other combine rules.
+    let alternatives = |out: &Output| -> Vec<String> {
+        let ndcg = summary(out)["metrics"]["ndcg"].clone();
+        ["full_max", "full_calibrated_max", "full_blend"]
+            .iter()
+            .filter(|n| ndcg.get(**n).is_some())
+            .map(|n| n.to_string())
+            .collect()
+    };
+    assert_eq!(alternatives(&out).len(), 2, "{:?}", alternatives(&out));
+}
+
+#[test]
+fn without_valid_rows_the_calibrated_ranking_is_left_out_and_said_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fixture(tmp.path());
+    let out = run(tmp.path(), &config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no calibrated_max ranking"),
+        "{}",
+        stderr(&out)
+    );
+    let ndcg = summary(&out)["metrics"]["ndcg"].clone();
+    assert!(ndcg.get("full_calibrated_max").is_none(), "{ndcg}");
+    assert!(ndcg.get("full").is_some(), "{ndcg}");
+}
+
+#[test]
+fn missing_font_skips_the_plots_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fixture(tmp.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_stage-eval"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--dir")
+        .arg(tmp.path())
+        .arg("--no-progress")
+        .env("RELVID_FONT", tmp.path().join("no-such-font.ttf"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no plots drawn"), "{}", stderr(&out));
+    let report = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    assert!(report.contains("No plots were drawn"), "{report}");
+    assert!(!tmp.path().join("eval_ndcg.png").exists());
+    assert!(tmp.path().join("eval.parquet").exists());
+}
+
+#[test]
+fn plots_are_written_and_linked_when_a_font_exists() {
+    if relvid_plots::font::find_font().is_err() {
+        eprintln!("no TrueType font on this machine: skipping the plot check");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fixture(tmp.path());
+    let out = run(tmp.path(), &config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    for name in ["eval_ndcg.png", "eval_objectives.png", "eval_weights.png"] {
+        let bytes = std::fs::read(tmp.path().join(name)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{name}");
+        assert!(report.contains(&format!("]({name})")), "{report}");
+        assert!(!tmp.path().join(format!("{name}.tmp.png")).exists());
+    }
 }
 
 #[test]
@@ -383,6 +534,8 @@ fn bad_parameters_fail_before_any_data_is_read() {
             vec!["--max-sources", "-2"],
             "invalid parameter max_sources = -2",
         ),
+        (vec!["--split", "train"], "invalid parameter split = train"),
+        (vec!["--split", "tset"], "invalid parameter split = tset"),
     ] {
         let out = run(tmp.path(), &config, &flags);
         assert!(!out.status.success(), "{flags:?}");
@@ -393,6 +546,13 @@ fn bad_parameters_fail_before_any_data_is_read() {
     let out = run(tmp.path(), &bad, &[]);
     assert!(
         stderr(&out).contains("invalid parameter k = 0"),
+        "{}",
+        stderr(&out)
+    );
+    let share = write_config_with_merge(tmp.path(), "nonlinear_share = 1.5\n", "");
+    let out = run(tmp.path(), &share, &[]);
+    assert!(
+        stderr(&out).contains("invalid parameter nonlinear_share = 1.5"),
         "{}",
         stderr(&out)
     );

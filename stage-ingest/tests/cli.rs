@@ -937,3 +937,76 @@ fn generic_parquet_with_an_all_null_id_column_fails_naming_it() {
     );
     assert!(case.no_outputs());
 }
+
+#[test]
+fn generic_parquet_in_many_row_groups_is_read_whole_and_can_be_all_train() {
+    // What `make bench` does with the anchors' train split: a Parquet log in many row
+    // groups, with columns the mapping does not name, ingested with every row in train.
+    let case = Case::new(
+        "format = \"generic\"\n[dataset.columns]\nuser = \"uid\"\nvideo = \"item\"\n\
+         timestamp = \"when\"\ntimestamp_unit = \"ms\"\n\
+         [split]\nvalid_fraction = 0.0\ntest_fraction = 0.0",
+    );
+    let path = case.raw().join("log.parquet");
+    let n = 5_000i64;
+    let fields = vec![
+        Field::new("uid", DataType::Int64, false),
+        Field::new("item", DataType::Int64, false),
+        Field::new("when", DataType::Int64, false),
+        Field::new("payload", DataType::Utf8, false),
+    ];
+    let schema = Arc::new(Schema::new(fields));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values((0..n).map(|r| r % 97))),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|r| (r * 31) % 211))),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|r| T0 + r * 1000))),
+        Arc::new(StringArray::from_iter_values(
+            (0..n).map(|r| format!("unmapped {r}")),
+        )),
+    ];
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(300))
+        .build();
+    let file = std::fs::File::create(&path).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+    writer
+        .write(&RecordBatch::try_new(schema, columns).unwrap())
+        .unwrap();
+    let metadata = writer.close().unwrap();
+    assert!(
+        metadata.num_row_groups() > 10,
+        "fixture has too few row groups"
+    );
+
+    let summary = summary(&case.run(&["--raw", path.to_str().unwrap()]));
+    assert_eq!(metric(&summary, "rows_written"), n as u64);
+    let interactions = case.table("interactions.parquet");
+    let split = interactions
+        .column_by_name("split")
+        .unwrap()
+        .as_string::<i32>();
+    assert!(
+        split.iter().all(|s| s == Some("train")),
+        "every row is train"
+    );
+}
+
+#[test]
+fn large_output_is_written_in_bounded_row_groups() {
+    // Above common's row-group bound (2^20 rows), the table must span several row groups
+    // so that readers stream it one group at a time.
+    let case = synthetic_case(1_150_000);
+    let summary = summary(&case.run(&[]));
+    let rows = metric(&summary, "rows_written");
+    assert!(rows > 1 << 20, "{rows} rows do not exceed one row group");
+    let file = std::fs::File::open(case.out().join("interactions.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let groups = reader.metadata().row_groups();
+    assert!(groups.len() >= 2, "{} row group(s)", groups.len());
+    assert!(groups.iter().all(|g| g.num_rows() <= 1 << 20));
+    assert_eq!(
+        groups.iter().map(|g| g.num_rows() as u64).sum::<u64>(),
+        rows
+    );
+}

@@ -9,6 +9,8 @@ use common::error::param_error;
 use common::Objective;
 use serde::{Deserialize, Serialize};
 
+use crate::score::{Combine, NegativeSimilarity, ScoreSettings};
+
 /// Settings of the `[merge]` section, as written in the TOML.
 ///
 /// ```toml
@@ -19,6 +21,11 @@ use serde::{Deserialize, Serialize};
 /// min_user_weeks = 20
 /// min_class_weeks = 10
 /// min_auc = 0.55
+/// combine = "max"
+/// calibration_window_hours = 24.0
+/// nonlinear_share = 1.0
+/// covisitation_weight = 1.0
+/// negative_similarity = "excess"
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -44,6 +51,67 @@ pub struct MergeSection {
     /// w_k = |beta_k| / mean |beta| would blow noise coefficients up to full-size weights.
     /// Range [0, 1] (0 keeps only the chance test); default 0.55.
     pub min_auc: f64,
+    /// How an objective's ALS and two-tower scores become its similarity s_k:
+    /// `calibrated_max` (the spec's max, taken over each model's probability that the
+    /// candidate is engaged with the objective's label after the source, fitted on the
+    /// valid split: `calibrate`), `max` (the larger of the two percentiles) or `blend`
+    /// ((1 - nonlinear_share) ALS + nonlinear_share two-tower percentile).
+    /// Default `max`, the spec's rule: on the valid split `calibrated_max` beat it on
+    /// KuaiRand but not on MovieLens, and `blend` (two-tower only) beat both on MovieLens
+    /// by ignoring the ALS model (figures in data/*.toml).
+    pub combine: Combine,
+    /// Under `calibrated_max`: a candidate counts as engaged after the source when the same
+    /// user engaged it at most this many hours later in the valid split (stage-eval's
+    /// `[eval] window_hours` definition; keep the two equal). Range >= 0; 0 = no window;
+    /// default 24.
+    pub calibration_window_hours: f64,
+    /// Weight of the two-tower percentile under `blend`. Range [0, 1]; default 1.0 (the ALS
+    /// percentile lowered NDCG@20 on the valid split of all three shipped logs).
+    pub nonlinear_share: f64,
+    /// The percentile of the co-visitation score enters the score with factor
+    /// covisitation_weight x (sum of the positive a_k w_k). Range >= 0 (0 = no co-visitation
+    /// term); default 1.0.
+    pub covisitation_weight: f64,
+    /// How a negative objective's similarity enters: `excess` (up to the positive
+    /// objectives' mean similarity it counts as relatedness, only the excess is penalised)
+    /// or `raw` (all of it is penalised). Default `excess`.
+    pub negative_similarity: NegativeSimilarity,
+}
+
+impl MergeSection {
+    /// The checked score settings: the rules of `nonlinear_share` and `covisitation_weight`.
+    /// Also used by stage-eval, which rebuilds the merged rankings.
+    pub fn score_settings(&self) -> Result<ScoreSettings, common::Error> {
+        if !(0.0..=1.0).contains(&self.nonlinear_share) {
+            return Err(param_error(
+                "nonlinear_share",
+                self.nonlinear_share,
+                "must lie in [0, 1]",
+            ));
+        }
+        if !self.covisitation_weight.is_finite() || self.covisitation_weight < 0.0 {
+            return Err(param_error(
+                "covisitation_weight",
+                self.covisitation_weight,
+                "must be a finite number >= 0 (0 = no co-visitation term)",
+            ));
+        }
+        let hours = self.calibration_window_hours;
+        if !hours.is_finite() || hours < 0.0 {
+            return Err(param_error(
+                "calibration_window_hours",
+                hours,
+                "must be a finite number of hours >= 0 (0 = no window)",
+            ));
+        }
+        Ok(ScoreSettings {
+            calibration_window_ms: (hours > 0.0).then(|| (hours * 3_600_000.0).round() as i64),
+            combine: self.combine,
+            nonlinear_share: self.nonlinear_share,
+            covisitation_weight: self.covisitation_weight,
+            negative_similarity: self.negative_similarity,
+        })
+    }
 }
 
 impl Default for MergeSection {
@@ -55,6 +123,11 @@ impl Default for MergeSection {
             min_user_weeks: 20,
             min_class_weeks: 10,
             min_auc: 0.55,
+            combine: Combine::Max,
+            calibration_window_hours: 24.0,
+            nonlinear_share: 1.0,
+            covisitation_weight: 1.0,
+            negative_similarity: NegativeSimilarity::Excess,
         }
     }
 }
@@ -65,6 +138,8 @@ pub struct MergeObjective {
     pub name: String,
     /// The manual weight a_k: its sign sets the objective's direction.
     pub weight: f64,
+    /// Which rows are the objective's positives (for `calibrated_max`).
+    pub label: common::LabelRule,
 }
 
 /// The checked settings of one run.
@@ -79,6 +154,8 @@ pub struct Config {
     pub min_user_weeks: u64,
     pub min_class_weeks: u64,
     pub min_auc: f64,
+    /// The score formula.
+    pub score: ScoreSettings,
     /// Objectives in configuration order; output columns follow this order.
     pub objectives: Vec<MergeObjective>,
 }
@@ -126,6 +203,7 @@ impl Config {
         if !(0.0..=1.0).contains(&s.min_auc) {
             return Err(param_error("min_auc", s.min_auc, "must lie in [0, 1]"));
         }
+        let score = s.score_settings()?;
         if objectives.is_empty() {
             return Err(param_error(
                 "objective",
@@ -142,11 +220,13 @@ impl Config {
             min_user_weeks: s.min_user_weeks as u64,
             min_class_weeks: s.min_class_weeks as u64,
             min_auc: s.min_auc,
+            score,
             objectives: objectives
                 .iter()
                 .map(|o| MergeObjective {
                     name: o.name.clone(),
                     weight: o.weight,
+                    label: o.label.clone(),
                 })
                 .collect(),
         })
@@ -266,6 +346,68 @@ mod tests {
             ..Default::default()
         });
         assert!(m.contains("min_auc = NaN"), "{m}");
+    }
+
+    #[test]
+    fn rejects_nonlinear_share_outside_zero_one() {
+        let m = message(MergeSection {
+            nonlinear_share: 1.5,
+            ..Default::default()
+        });
+        assert!(
+            m.contains("nonlinear_share = 1.5") && m.contains("[0, 1]"),
+            "{m}"
+        );
+        let m = message(MergeSection {
+            nonlinear_share: f64::NAN,
+            ..Default::default()
+        });
+        assert!(m.contains("nonlinear_share = NaN"), "{m}");
+    }
+
+    #[test]
+    fn rejects_negative_or_infinite_covisitation_weight() {
+        let m = message(MergeSection {
+            covisitation_weight: -0.5,
+            ..Default::default()
+        });
+        assert!(m.contains("covisitation_weight = -0.5"), "{m}");
+        let m = message(MergeSection {
+            covisitation_weight: f64::INFINITY,
+            ..Default::default()
+        });
+        assert!(m.contains("covisitation_weight = inf"), "{m}");
+    }
+
+    #[test]
+    fn unknown_combine_or_negative_mode_is_a_parse_error() {
+        assert!(toml::from_str::<MergeSection>("combine = \"sum\"").is_err());
+        assert!(toml::from_str::<MergeSection>("negative_similarity = \"clip\"").is_err());
+        let s: MergeSection =
+            toml::from_str("combine = \"max\"\nnegative_similarity = \"raw\"").unwrap();
+        assert_eq!(s.score_settings().unwrap().combine, Combine::Max);
+    }
+
+    #[test]
+    fn rejects_negative_or_infinite_calibration_window() {
+        let m = message(MergeSection {
+            calibration_window_hours: -1.0,
+            ..Default::default()
+        });
+        assert!(m.contains("calibration_window_hours = -1"), "{m}");
+        let m = message(MergeSection {
+            calibration_window_hours: f64::NAN,
+            ..Default::default()
+        });
+        assert!(m.contains("calibration_window_hours = NaN"), "{m}");
+        let s: MergeSection = toml::from_str("calibration_window_hours = 0.0").unwrap();
+        assert_eq!(s.score_settings().unwrap().calibration_window_ms, None);
+        let s: MergeSection = toml::from_str("combine = \"calibrated_max\"").unwrap();
+        assert_eq!(s.score_settings().unwrap().combine, Combine::CalibratedMax);
+        assert_eq!(
+            s.score_settings().unwrap().calibration_window_ms,
+            Some(24 * 3_600_000)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Step 1: reads the candidate pairs; every objective's two similarity files are read with
+//! Step 1: reads the candidate pairs and their co-visitation score; every objective's two similarity files are read with
 //! `common::aligned`, which checks that each has exactly the candidate rows, in order.
 //!
-//! Reads `candidates.parquet` (`source_idx`, `source_id`, `candidate_idx`, `candidate_id`),
+//! Reads `candidates.parquet` (`source_idx`, `source_id`, `candidate_idx`, `candidate_id`,
+//! `score` Float32),
 //! `als_<obj>.parquet` (`source_idx`, `candidate_idx`, `linear_score` Float32) and
 //! `twotower_<obj>.parquet` (`source_idx`, `candidate_idx`, `nonlinear_score` Float32);
 //! writes nothing.
@@ -9,14 +10,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use arrow::array::{Array, ArrayRef};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Float32Type};
 use common::columns::u32_values;
 use common::schema::{files, CANDIDATE_ID, CANDIDATE_IDX, SOURCE_ID, SOURCE_IDX};
 use common::{Error, Expect, ParquetInput};
 
 /// Column of the ALS similarity.
 pub const LINEAR_SCORE: &str = "linear_score";
+/// Column of the co-visitation score in candidates.parquet.
+pub const SCORE: &str = "score";
 /// Column of the two-tower similarity.
 pub const NONLINEAR_SCORE: &str = "nonlinear_score";
 
@@ -26,6 +29,8 @@ pub struct Candidates {
     pub path: PathBuf,
     pub source_idx: Vec<u32>,
     pub candidate_idx: Vec<u32>,
+    /// The co-visitation score of stage 1.
+    pub score: Vec<f32>,
     /// Original ids, as stored (Int64 or Utf8), for `take` on the kept rows.
     pub source_id: ArrayRef,
     pub candidate_id: ArrayRef,
@@ -78,9 +83,11 @@ pub fn read_candidates(dir: &Path) -> Result<Candidates> {
         (SOURCE_ID, id_type()),
         (CANDIDATE_IDX, Expect::Exactly(DataType::UInt32)),
         (CANDIDATE_ID, id_type()),
+        (SCORE, Expect::Exactly(DataType::Float32)),
     ])?;
     let source_idx = u32_values(&columns[0], &path, SOURCE_IDX)?;
     let candidate_idx = u32_values(&columns[2], &path, CANDIDATE_IDX)?;
+    let score = finite_f32(&columns[4], &path, SCORE)?;
     if source_idx.is_empty() {
         return Err(Error::Empty {
             path,
@@ -117,9 +124,32 @@ pub fn read_candidates(dir: &Path) -> Result<Candidates> {
         path,
         source_idx,
         candidate_idx,
+        score,
         source_id: columns[1].clone(),
         candidate_id: columns[3].clone(),
     })
+}
+
+/// A Float32 column without nulls, NaN or infinities.
+fn finite_f32(array: &ArrayRef, path: &Path, column: &str) -> Result<Vec<f32>> {
+    let values = array.as_primitive::<Float32Type>();
+    for row in 0..values.len() {
+        if values.is_null(row) || !values.value(row).is_finite() {
+            return Err(Error::BadValue {
+                path: path.to_path_buf(),
+                column: column.into(),
+                row: row as u64,
+                value: if values.is_null(row) {
+                    "null".into()
+                } else {
+                    values.value(row).to_string()
+                },
+                reason: "scores must be finite numbers".into(),
+            }
+            .into());
+        }
+    }
+    Ok(values.values().to_vec())
 }
 
 /// File names of one objective's two similarity files.

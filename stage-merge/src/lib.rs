@@ -2,7 +2,7 @@
 //!
 //! Reads, in the dataset folder:
 //! - `candidates.parquet`: `source_idx` UInt32, `source_id`, `candidate_idx` UInt32,
-//!   `candidate_id` (Int64 or Utf8), sorted by source;
+//!   `candidate_id` (Int64 or Utf8), `score` Float32 (co-visitation), sorted by source;
 //! - `routing.parquet`: `user_idx` UInt32, `ts` Timestamp(ms), `p_<obj>` Float32 per objective;
 //! - per objective, `als_<obj>.parquet` (`linear_score` Float32) and
 //!   `twotower_<obj>.parquet` (`nonlinear_score` Float32), each with `source_idx` and
@@ -12,10 +12,18 @@
 //! through a temporary file; related.parquet is renamed into place last, so its presence
 //! means both are complete.
 //!
-//! The score of a pair is sum_k a_k w_k s_k, where
-//! - s_k = max(CDF_linear, CDF_nonlinear): each model's score replaced by its mid-rank
-//!   percentile among all candidate pairs (`scale`), since the two models' cosines are not
-//!   on one scale;
+//! The score of a pair is sum_k a_k w_k t_k + f_0 c (`score`), where
+//! - s_k is the max of the ALS and two-tower scores (`combine = "max"`, default), each
+//!   first replaced by its mid-rank percentile among all candidate pairs (`scale`), since
+//!   the two models' cosines are not on one scale; `calibrated_max` maps each instead to
+//!   its calibrated probability that the candidate is engaged with the objective's label
+//!   after the source (fitted on the valid split, `calibrate`); `blend` mixes the two
+//!   percentiles; t_k = s_k, except that a negative objective's
+//!   similarity counts as relatedness up to the positive objectives' mean and is penalised
+//!   only above it;
+//! - c is the percentile of the co-visitation score (its calibrated probability of
+//!   "engaged after" under `calibrated_max`), with f_0 = covisitation_weight x the
+//!   sum of the positive a_k w_k;
 //! - a_k is the manual weight of the objective (its sign is the objective's direction);
 //! - w_k = |beta_k| / mean_j |beta_j| from a logistic regression of "the user is active next
 //!   week" on the user's weekly mean routing probabilities p_k (`retention`, `logistic`,
@@ -27,13 +35,17 @@
 //! source video.
 
 pub mod args;
+pub mod calibrate;
 pub mod config;
 pub mod inputs;
 pub mod logistic;
 pub mod rank;
 pub mod retention;
-use common::scale;
+pub mod score;
+pub mod truth;
 pub mod weights;
+
+use common::scale;
 
 use std::time::Instant;
 
@@ -57,38 +69,65 @@ pub fn run(config: &Config) -> Result<Summary> {
     //    so that only one raw column is held at a time.
     let candidates = inputs::read_candidates(dir)?;
     summary.input(&candidates.path, candidates.len() as u64);
+    let calibrated = config.score.calibrated();
+    let (objective_labels, engaged_labels) = if calibrated {
+        let labels: Vec<common::LabelRule> =
+            config.objectives.iter().map(|o| o.label.clone()).collect();
+        calibrate::valid_labels(
+            dir,
+            &labels,
+            config.score.calibration_window_ms,
+            &candidates.source_idx,
+            &candidates.candidate_idx,
+        )?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    // Under calibrated_max each column becomes a probability, otherwise a percentile.
+    let to_scale = |score: &[f32], k: Option<usize>, what: &str| -> Result<Vec<f32>> {
+        if !calibrated {
+            return Ok(scale::empirical_cdf(score));
+        }
+        let labels = k.map_or(&engaged_labels, |k| &objective_labels[k]);
+        calibrate::calibrate(score, labels, what)
+    };
     let bar = common::progress::bar(config.objectives.len() as u64, "objectives");
-    let mut scaled: Vec<Vec<f32>> = Vec::with_capacity(config.objectives.len());
-    for objective in &config.objectives {
+    let mut similarity: Vec<Vec<f32>> = Vec::with_capacity(config.objectives.len());
+    for (k, objective) in config.objectives.iter().enumerate() {
         let (als_path, twotower_path) = inputs::score_files(dir, &objective.name);
         let linear = common::aligned::read_aligned_scores(
             &als_path,
             inputs::LINEAR_SCORE,
             &candidates.pairs(),
         )?;
-        let linear_cdf = scale::empirical_cdf(&linear);
+        let linear_cdf = to_scale(&linear, Some(k), &format!("als_{}", objective.name))?;
         drop(linear);
         let nonlinear = common::aligned::read_aligned_scores(
             &twotower_path,
             inputs::NONLINEAR_SCORE,
             &candidates.pairs(),
         )?;
-        let nonlinear_cdf = scale::empirical_cdf(&nonlinear);
+        let nonlinear_cdf = to_scale(&nonlinear, Some(k), &format!("twotower_{}", objective.name))?;
         drop(nonlinear);
-        let s = scale::combine_max(&linear_cdf, &nonlinear_cdf);
+        let s = config.score.similarity(&linear_cdf, &nonlinear_cdf);
         let from_linear = linear_cdf
             .iter()
             .zip(&nonlinear_cdf)
             .filter(|(a, b)| a >= b)
             .count();
         tracing::info!(
-            "objective {}: s_k from ALS on {:.1} % of pairs, from the two-tower on the rest",
+            "objective {}: the ALS {} is the larger on {:.1} % of pairs",
             objective.name,
+            if calibrated {
+                "probability"
+            } else {
+                "percentile"
+            },
             100.0 * from_linear as f64 / candidates.len() as f64
         );
         summary.input(&als_path, candidates.len() as u64);
         summary.input(&twotower_path, candidates.len() as u64);
-        scaled.push(s);
+        similarity.push(s);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -135,8 +174,21 @@ pub fn run(config: &Config) -> Result<Summary> {
         );
     }
 
-    // 3. Rank and write: weights first, related last.
-    let ranked = rank::rank(&candidates, &scaled, &factors, config.top_n);
+    // 3. Score terms, rank and write: weights first, related last.
+    let covisitation_cdf = to_scale(&candidates.score, None, "co-visitation")?;
+    let negative = config.score.negative_terms(&similarity, &factors);
+    let terms = score::terms(
+        &similarity,
+        &negative,
+        &covisitation_cdf,
+        &factors,
+        &config.score,
+    );
+    tracing::info!(
+        "co-visitation term: factor {:.4}",
+        terms.factors.last().copied().unwrap_or(0.0)
+    );
+    let ranked = rank::rank(&candidates, &terms, config.top_n);
     // The output folder is left out of the files' metadata (the summary still has it), so
     // the same inputs and seed give the same bytes wherever the dataset folder lies, as
     // every other stage's outputs do.
@@ -150,7 +202,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     let object_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let schema = rank::schema(candidates.source_id.data_type(), &object_names);
     let mut writer = AtomicParquetWriter::create(&related_path, schema, &meta)?;
-    rank::write(&mut writer, &candidates, &ranked, &scaled, &factors)?;
+    rank::write(&mut writer, &candidates, &ranked, &similarity, &terms)?;
     let weight_rows = weights::write(&weights_path, config, &learned, &meta)?;
     let related_rows = writer.finish()?;
     summary.output(&weights_path, weight_rows);
@@ -177,6 +229,10 @@ pub fn run(config: &Config) -> Result<Summary> {
         .map(|(n, w)| (n.to_string(), round4(*w).into()))
         .collect();
     summary.metric("learned_weights", learned_map);
+    summary.metric(
+        "covisitation_factor",
+        round4(terms.factors.last().copied().unwrap_or(0.0)),
+    );
     Ok(summary.finish(started))
 }
 

@@ -153,7 +153,8 @@ fn cholesky_solve(h: &[f64], g: &[f64]) -> Option<Vec<f64>> {
 ///
 /// Both classes must be present: with one class the unpenalised intercept has no finite
 /// optimum, which the caller treats as a fallback case before calling.
-pub fn fit(x: &[f64], y: &[f64], k: usize, l2: f64) -> Result<Fitted> {
+/// `what` names the model in the log lines.
+pub fn fit(x: &[f64], y: &[f64], k: usize, l2: f64, what: &str) -> Result<Fitted> {
     let n_positive = y.iter().filter(|&&v| v == 1.0).count();
     if n_positive == 0 || n_positive == y.len() {
         bail!(
@@ -170,7 +171,7 @@ pub fn fit(x: &[f64], y: &[f64], k: usize, l2: f64) -> Result<Fitted> {
     for iteration in 1..=MAX_ITERATIONS {
         let (g, h) = derivatives(x, y, k, &theta, l2);
         let Some(step) = cholesky_solve(&h, &g) else {
-            bail!("the Hessian of the retention model is not positive definite (iteration {iteration})");
+            bail!("the Hessian of the {what} is not positive definite (iteration {iteration})");
         };
         // Halve the Newton step until the objective does not increase.
         let mut scale = 1.0;
@@ -191,9 +192,7 @@ pub fn fit(x: &[f64], y: &[f64], k: usize, l2: f64) -> Result<Fitted> {
         let improvement = current - value;
         theta = candidate;
         current = value;
-        tracing::info!(
-            "retention model: iteration {iteration}, objective {current:.6}, step {moved:.2e}"
-        );
+        tracing::info!("{what}: iteration {iteration}, objective {current:.6}, step {moved:.2e}");
         if moved < 1e-9 || improvement.abs() <= 1e-13 * (1.0 + current.abs()) {
             return Ok(Fitted {
                 intercept: theta[0],
@@ -275,7 +274,7 @@ mod tests {
     #[test]
     fn recovers_planted_coefficient_signs_and_order() {
         let (x, y) = planted(20_000, 7);
-        let model = fit(&x, &y, 3, 1.0).unwrap();
+        let model = fit(&x, &y, 3, 1.0, "t").unwrap();
         let b = &model.coefficients;
         assert!(b[0] > 1.3 && b[0] < 1.7, "{b:?}");
         assert!(b[1] < -0.45 && b[1] > -0.75, "{b:?}");
@@ -291,7 +290,7 @@ mod tests {
     #[test]
     fn gradient_vanishes_at_the_solution() {
         let (x, y) = planted(3_000, 9);
-        let model = fit(&x, &y, 3, 2.5).unwrap();
+        let model = fit(&x, &y, 3, 2.5, "t").unwrap();
         let mut theta = vec![model.intercept];
         theta.extend(&model.coefficients);
         let (g, _) = derivatives(&x, &y, 3, &theta, 2.5);
@@ -301,8 +300,8 @@ mod tests {
     #[test]
     fn stronger_penalty_shrinks_coefficients() {
         let (x, y) = planted(500, 10);
-        let loose = fit(&x, &y, 3, 0.1).unwrap();
-        let tight = fit(&x, &y, 3, 500.0).unwrap();
+        let loose = fit(&x, &y, 3, 0.1, "t").unwrap();
+        let tight = fit(&x, &y, 3, 500.0, "t").unwrap();
         assert!(tight.coefficients[0].abs() < 0.5 * loose.coefficients[0].abs());
     }
 
@@ -310,13 +309,13 @@ mod tests {
     fn separable_data_stays_finite() {
         let x = vec![-2.0, -1.0, 1.0, 2.0];
         let y = vec![0.0, 0.0, 1.0, 1.0];
-        let model = fit(&x, &y, 1, 1.0).unwrap();
+        let model = fit(&x, &y, 1, 1.0, "t").unwrap();
         assert!(model.coefficients[0].is_finite() && model.coefficients[0] > 0.0);
     }
 
     #[test]
     fn one_class_is_refused() {
-        let err = fit(&[0.1, 0.2], &[1.0, 1.0], 1, 1.0).unwrap_err();
+        let err = fit(&[0.1, 0.2], &[1.0, 1.0], 1, 1.0, "t").unwrap_err();
         assert!(err.to_string().contains("both labels"));
     }
 
@@ -328,7 +327,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| fit(&x, &y, 3, 1.0).unwrap())
+            pool.install(|| fit(&x, &y, 3, 1.0, "t").unwrap())
         };
         assert_eq!(run(1), run(4));
     }

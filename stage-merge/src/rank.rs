@@ -1,10 +1,13 @@
 //! Step 4: the final score of every candidate pair, the top N per source, and
 //! `related.parquet`.
 //!
-//! Reads the candidate pairs, the scaled similarities s_k and the factors a_k w_k; writes
+//! Reads the candidate pairs, the similarities s_k and the score terms (`score`); writes
 //! `related.parquet` (`source_idx` UInt32, `source_id`, `rank` UInt32, `candidate_idx`
 //! UInt32, `candidate_id`, `score` Float32, then per objective `s_<obj>` and
-//! `contrib_<obj>` Float32), sorted by (source_idx, rank).
+//! `contrib_<obj>` Float32, then `s_covisitation` (the co-visitation percentile, or probability under
+//! `calibrated_max`) and
+//! `contrib_covisitation`), sorted by (source_idx, rank). The contributions of a row add
+//! up to its score.
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use common::AtomicParquetWriter;
 use rayon::prelude::*;
 
 use crate::inputs::Candidates;
+use crate::score::{self, Terms};
 
 /// Output rows per written batch.
 const WRITE_ROWS: usize = 1 << 20;
@@ -31,25 +35,19 @@ pub struct Ranked {
     pub score: Vec<f32>,
 }
 
-/// Scores every pair as sum_k factor_k s_k and keeps the `top_n` best of each source.
+/// Scores every pair as sum_k f_k t_k (`score::pair_score`) and keeps the `top_n` best of
+/// each source.
 ///
 /// Ranking uses the Float32 score that is written, so equal scores in the file are always
 /// ordered by candidate index. Each source is an independent task; the result does not
 /// depend on the thread count.
-pub fn rank(candidates: &Candidates, scaled: &[Vec<f32>], factors: &[f64], top_n: usize) -> Ranked {
+pub fn rank(candidates: &Candidates, terms: &Terms, top_n: usize) -> Ranked {
     let per_source: Vec<Vec<(usize, f32)>> = candidates
         .groups()
         .into_par_iter()
         .map(|group| {
             let mut scored: Vec<(usize, f32)> = group
-                .map(|row| {
-                    let total: f64 = factors
-                        .iter()
-                        .zip(scaled)
-                        .map(|(f, s)| f * s[row] as f64)
-                        .sum();
-                    (row, total as f32)
-                })
+                .map(|row| (row, score::pair_score(terms, row)))
                 .collect();
             scored.sort_unstable_by(|a, b| {
                 b.1.total_cmp(&a.1)
@@ -89,6 +87,8 @@ pub fn schema(id_type: &DataType, objectives: &[String]) -> SchemaRef {
             false,
         ));
     }
+    fields.push(Field::new("s_covisitation", DataType::Float32, false));
+    fields.push(Field::new("contrib_covisitation", DataType::Float32, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -97,8 +97,8 @@ pub fn write(
     writer: &mut AtomicParquetWriter,
     candidates: &Candidates,
     ranked: &Ranked,
-    scaled: &[Vec<f32>],
-    factors: &[f64],
+    similarity: &[Vec<f32>],
+    terms: &Terms,
 ) -> Result<()> {
     for start in (0..ranked.rows.len()).step_by(WRITE_ROWS) {
         let end = (start + WRITE_ROWS).min(ranked.rows.len());
@@ -112,11 +112,16 @@ pub fn write(
             take(candidates.candidate_id.as_ref(), &positions, None)?,
             f32_array(ranked.score[start..end].to_vec()),
         ];
-        for (s, factor) in scaled.iter().zip(factors) {
+        // One s column per objective, then the co-visitation percentile (its own term).
+        let shown = similarity
+            .iter()
+            .map(Vec::as_slice)
+            .chain(terms.columns.last().copied());
+        for ((s, t), factor) in shown.zip(&terms.columns).zip(&terms.factors) {
             columns.push(f32_array(rows.iter().map(|&r| s[r]).collect()));
             columns.push(f32_array(
                 rows.iter()
-                    .map(|&r| (factor * s[r] as f64) as f32)
+                    .map(|&r| (factor * t[r] as f64) as f32)
                     .collect(),
             ));
         }
@@ -136,6 +141,7 @@ mod tests {
             path: "c.parquet".into(),
             source_idx,
             candidate_idx,
+            score: vec![0.0; n as usize],
             source_id: Arc::new(Int64Array::from_iter_values(0..n)),
             candidate_id: Arc::new(Int64Array::from_iter_values(0..n)),
         }
@@ -145,8 +151,12 @@ mod tests {
     fn keeps_top_n_per_source_by_weighted_sum() {
         let c = candidates(vec![0, 0, 0, 1, 1], vec![5, 6, 7, 2, 3]);
         // Two objectives; the second has a negative factor (a disliked objective).
-        let scaled = vec![vec![0.9, 0.5, 0.8, 0.1, 0.2], vec![0.0, 0.0, 0.9, 0.0, 0.0]];
-        let ranked = rank(&c, &scaled, &[1.0, -1.0], 2);
+        let scaled: [&[f32]; 2] = [&[0.9, 0.5, 0.8, 0.1, 0.2], &[0.0, 0.0, 0.9, 0.0, 0.0]];
+        let terms = Terms {
+            columns: scaled.to_vec(),
+            factors: vec![1.0, -1.0],
+        };
+        let ranked = rank(&c, &terms, 2);
         assert_eq!(ranked.rows, vec![0, 1, 4, 3]);
         assert_eq!(ranked.rank, vec![1, 2, 1, 2]);
         assert_eq!(ranked.score[0], 0.9);
@@ -155,7 +165,11 @@ mod tests {
     #[test]
     fn equal_scores_are_ordered_by_candidate_index() {
         let c = candidates(vec![4, 4, 4], vec![9, 2, 5]);
-        let ranked = rank(&c, &[vec![0.5, 0.5, 0.5]], &[2.0], 10);
+        let terms = Terms {
+            columns: vec![&[0.5, 0.5, 0.5]],
+            factors: vec![2.0],
+        };
+        let ranked = rank(&c, &terms, 10);
         assert_eq!(ranked.rows, vec![1, 2, 0]);
     }
 }

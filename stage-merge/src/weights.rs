@@ -149,7 +149,7 @@ pub fn learn(weeks: &UserWeeks, config: &Config) -> Result<LearnedWeights> {
 
     // Fit, then measure on the held-out users.
     let (x_train, y_train) = standardised(&train_rows);
-    let model = logistic::fit(&x_train, &y_train, k, config.l2)?;
+    let model = logistic::fit(&x_train, &y_train, k, config.l2, "retention model")?;
     let (x_hold, y_hold) = standardised(&holdout_rows);
     let scores: Vec<f64> = (0..y_hold.len())
         .map(|i| model.score(&x_hold[i * k..(i + 1) * k]))
@@ -296,10 +296,14 @@ mod tests {
             min_user_weeks: 20,
             min_class_weeks: 10,
             min_auc: 0.55,
+            score: crate::config::MergeSection::default()
+                .score_settings()
+                .unwrap(),
             objectives: (0..objectives)
                 .map(|k| MergeObjective {
                     name: format!("o{k}"),
                     weight: 1.0,
+                    label: common::LabelRule::parse("like").unwrap(),
                 })
                 .collect(),
         }

@@ -82,7 +82,10 @@ fn write_candidates(dir: &Path, p: &Pairs) {
             ("candidate_idx", u32_array(p.candidate.clone())),
             ("candidate_id", ids(&p.candidate)),
             ("co_count", u32_array(vec![2; n])),
-            ("score", f32s(vec![0.5; n])),
+            (
+                "score",
+                f32s((0..n).map(|i| 1.0 / (i % 8 + 1) as f32).collect()),
+            ),
             (
                 "rank",
                 u32_array((0..n as u32).map(|i| i % 8 + 1).collect()),
@@ -330,19 +333,29 @@ fn end_to_end_learns_weights_and_writes_ranked_lists() {
             "s_like",
             "contrib_like",
             "s_dislike",
-            "contrib_dislike"
+            "contrib_dislike",
+            "s_covisitation",
+            "contrib_covisitation"
         ]
     );
+    // The co-visitation factor is covisitation_weight (default 1) x the positive a_k w_k.
+    let f0 = like.1 * like.2;
     let n = cols[0].len();
     assert_eq!(n, 12 * 5);
     for i in 0..n {
         assert_eq!(cols[1][i], cols[0][i] + 100.0, "source id");
         assert_eq!(cols[4][i], cols[3][i] + 100.0, "candidate id");
-        assert!((0.0..=1.0).contains(&cols[6][i]) && (0.0..=1.0).contains(&cols[8][i]));
-        // contrib = a_k w_k s_k, score = sum of contributions.
-        assert!((cols[7][i] - like.1 * like.2 * cols[6][i]).abs() < 1e-6);
-        assert!((cols[9][i] - dislike.1 * dislike.2 * cols[8][i]).abs() < 1e-6);
-        assert!((cols[5][i] - cols[7][i] - cols[9][i]).abs() < 1e-5);
+        for c in [6, 8, 10] {
+            assert!((0.0..=1.0).contains(&cols[c][i]), "column {}", names[c]);
+        }
+        // like: a w s. dislike (negative, "excess" rule, r = s_like):
+        // a w (max(0, s - r) - min(s, r)). Co-visitation: f0 c. score = their sum.
+        let (s_like, s_dislike) = (cols[6][i], cols[8][i]);
+        let t = (s_dislike - s_like).max(0.0) - s_dislike.min(s_like);
+        assert!((cols[7][i] - like.1 * like.2 * s_like).abs() < 1e-6);
+        assert!((cols[9][i] - dislike.1 * dislike.2 * t).abs() < 1e-5);
+        assert!((cols[11][i] - f0 * cols[10][i]).abs() < 1e-6);
+        assert!((cols[5][i] - cols[7][i] - cols[9][i] - cols[11][i]).abs() < 1e-5);
         if i > 0 && cols[0][i] == cols[0][i - 1] {
             assert_eq!(cols[2][i], cols[2][i - 1] + 1.0, "ranks run 1, 2, ...");
             assert!(cols[5][i] <= cols[5][i - 1], "scores descend");
@@ -359,6 +372,55 @@ fn end_to_end_learns_weights_and_writes_ranked_lists() {
     assert_eq!(s["metrics"]["n_sources"], 12);
     assert_eq!(s["outputs"][1]["rows"], 60);
     assert!(!tmp.path().join("related.parquet.tmp").exists());
+}
+
+#[test]
+fn previous_rule_is_the_max_of_percentiles_with_raw_dislike() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture(tmp.path(), 35);
+    let merge = "combine = \"max\"\ncovisitation_weight = 0.0\nnegative_similarity = \"raw\"";
+    let out = run(tmp.path(), &write_config(tmp.path(), merge), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let weights = read_weights(tmp.path());
+    let (_, cols) = read_related(tmp.path());
+    for i in 0..cols[0].len() {
+        // contrib = a_k w_k s_k for both objectives, no co-visitation contribution.
+        assert!((cols[9][i] - weights[1].1 * weights[1].2 * cols[8][i]).abs() < 1e-6);
+        assert_eq!(cols[11][i], 0.0);
+        assert!((cols[5][i] - cols[7][i] - cols[9][i]).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn non_finite_covisitation_score_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = fixture(tmp.path(), 35);
+    let n = p.source.len();
+    let mut score = vec![0.5f32; n];
+    score[3] = f32::NAN;
+    let ids = |v: &[u32]| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            v.iter().map(|&i| 100 + i as i64),
+        ))
+    };
+    write(
+        &tmp.path().join("candidates.parquet"),
+        vec![
+            ("source_idx", u32_array(p.source.clone())),
+            ("source_id", ids(&p.source)),
+            ("candidate_idx", u32_array(p.candidate.clone())),
+            ("candidate_id", ids(&p.candidate)),
+            ("score", f32s(score)),
+        ],
+    );
+    let out = run(tmp.path(), &write_config(tmp.path(), ""), &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("candidates.parquet") && err.contains("score") && err.contains("NaN"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("related.parquet").exists());
 }
 
 #[test]
@@ -546,6 +608,27 @@ fn missing_probability_column_is_named() {
 
 #[test]
 fn bad_parameters_fail_before_any_data_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (merge, phrase) in [
+        (
+            "nonlinear_share = -0.1",
+            "invalid parameter nonlinear_share = -0.1",
+        ),
+        (
+            "covisitation_weight = -1.0",
+            "invalid parameter covisitation_weight = -1",
+        ),
+        ("combine = \"sum\"", "combine"),
+        ("negative_similarity = \"clip\"", "negative_similarity"),
+    ] {
+        let out = run(tmp.path(), &write_config(tmp.path(), merge), &[]);
+        assert!(!out.status.success(), "{merge}");
+        assert!(stderr(&out).contains(phrase), "{merge}: {}", stderr(&out));
+    }
+    bad_parameters_of_the_first_merge_fail_before_any_data_is_read();
+}
+
+fn bad_parameters_of_the_first_merge_fail_before_any_data_is_read() {
     for (section, phrase) in [
         ("top_n = 0", "invalid parameter top_n = 0"),
         ("l2 = -1.0", "invalid parameter l2 = -1"),
@@ -678,4 +761,87 @@ fn real_timelines_learn_or_fall_back_honestly() {
         "{w}"
     );
     assert!(s["metrics"]["n_user_weeks"].as_u64().unwrap() > 1000);
+}
+
+/// users.parquet, videos.parquet and an interaction log whose `split_name` rows follow each
+/// source with its candidates one hour later: liked exactly where the two-tower score of
+/// the like objective (salt 0 in `fixture`) is positive, so only that model has signal.
+fn write_log(dir: &Path, p: &Pairs, split_name: &str) {
+    write(
+        &dir.join("users.parquet"),
+        vec![("user_idx", u32_array((0..12).collect()))],
+    );
+    write(
+        &dir.join("videos.parquet"),
+        vec![("video_idx", u32_array((0..40).collect()))],
+    );
+    let (mut user, mut video, mut ts, mut like) = (vec![], vec![], vec![], vec![]);
+    let t0 = 1_650_000_000_000;
+    for s in 0..12u32 {
+        user.push(s);
+        video.push(s);
+        ts.push(t0);
+        like.push(false);
+        for (i, _) in p.source.iter().enumerate().filter(|(_, &x)| x == s) {
+            user.push(s);
+            video.push(p.candidate[i]);
+            ts.push(t0 + 3_600_000);
+            like.push(2.0 * noise(1, i as u64) - 1.0 > 0.0);
+        }
+    }
+    let n = user.len();
+    write(
+        &dir.join("interactions.parquet"),
+        vec![
+            ("user_idx", u32_array(user)),
+            ("video_idx", u32_array(video)),
+            ("ts", timestamp_ms_array(ts)),
+            ("split", Arc::new(StringArray::from(vec![split_name; n]))),
+            ("like", Arc::new(BooleanArray::from(like))),
+            ("dislike", Arc::new(BooleanArray::from(vec![false; n]))),
+        ],
+    );
+}
+
+#[test]
+fn calibrated_max_uses_probabilities_and_drops_an_objective_without_valid_positives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = fixture(tmp.path(), 35);
+    write_log(tmp.path(), &p, "valid");
+    let config = write_config(tmp.path(), "combine = \"calibrated_max\"");
+    let out = run(tmp.path(), &config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("calibration of twotower_like"), "{err}");
+    assert!(
+        err.contains("calibration of als_dislike") && err.contains("drops out of the score"),
+        "{err}"
+    );
+    let (_, cols) = read_related(tmp.path());
+    for i in 0..cols[0].len() {
+        assert!((0.0..=1.0).contains(&cols[6][i]), "s_like {}", cols[6][i]);
+        // No valid dislike: s_dislike and its contribution are 0.
+        assert_eq!((cols[8][i], cols[9][i]), (0.0, 0.0));
+        assert!((0.0..=1.0).contains(&cols[10][i]), "s_covisitation");
+    }
+    assert_eq!(
+        summary(&out)["config"]["score"]["combine"],
+        "calibrated_max"
+    );
+}
+
+#[test]
+fn calibrated_max_without_a_valid_split_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = fixture(tmp.path(), 35);
+    write_log(tmp.path(), &p, "train");
+    let config = write_config(tmp.path(), "combine = \"calibrated_max\"");
+    let out = run(tmp.path(), &config, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("interactions.parquet") && err.contains("calibrated_max"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("related.parquet").exists());
 }

@@ -1,7 +1,9 @@
-//! Step 1: the ground truth of every source video, from the test split.
+//! The ground truth of every source video: what its viewers engaged next in one split.
 //!
-//! Reads the test rows (user, video, time and one flag per objective plus a dislike flag);
-//! writes nothing. A video j is relevant to a source i when some user engaged i in the test
+//! Shared by stage-merge (the valid split, to calibrate the max-merge: `calibrate`) and
+//! stage-eval (the valid or test split, to score the rankings), so both use one definition.
+//! Reads the rows of the split (user, video, time and one flag per objective plus a dislike
+//! flag; `read_rows` loads them from interactions.parquet); writes nothing. A video j is relevant to a source i when some user engaged i in the test
 //! split and then engaged j (j != i) strictly later and at most `window` later, also in the
 //! test split: that is the "watched next" signal a related-video list tries to anticipate.
 //! Same-time rows are not "after" one another, since their order in the log is arbitrary.
@@ -9,6 +11,10 @@
 //! dislike truth likewise uses the dislike flag. A pair seen through several users or
 //! several engagements of i counts once, with the union of its flags.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use common::{Interactions, LabelRule, Split};
 use rayon::prelude::*;
 
 /// The test rows the truth is built from, one entry per row.
@@ -56,6 +62,31 @@ impl Truth {
     pub fn n_pairs(lists: &[Vec<u32>]) -> u64 {
         lists.iter().map(|l| l.len() as u64).sum()
     }
+}
+
+/// The rows of one split of `dir`/interactions.parquet with their flags (bit k: `labels[k]`
+/// is positive), and the file read. Rows of other splits are skipped, so stage-merge reads
+/// the valid split only and never sees the test rows' flags.
+pub fn read_rows(dir: &Path, labels: &[LabelRule], split: Split) -> Result<(PathBuf, TestRows)> {
+    let mut signals: Vec<&str> = labels.iter().map(|l| l.signal.as_str()).collect();
+    signals.sort_unstable();
+    signals.dedup();
+    let log = Interactions::load(dir, &signals)?;
+    let flags: Vec<Vec<i8>> = labels.iter().map(|l| log.labels(l)).collect();
+    let mut rows = TestRows::default();
+    for row in (0..log.len()).filter(|&r| log.split[r] == split) {
+        rows.user.push(log.user_idx[row]);
+        rows.video.push(log.video_idx[row]);
+        rows.ts_ms.push(log.ts_ms[row]);
+        rows.flags.push(
+            flags
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l[row] == 1)
+                .fold(0u64, |f, (k, _)| f | (1 << k)),
+        );
+    }
+    Ok((log.path.clone(), rows))
 }
 
 /// Builds the truth; `window_ms` None means no upper bound on the gap.
