@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::kernels;
 use crate::matrix::{Csr, ImplicitCsr, RatingsCsr};
 use crate::metrics::{Holdout, Loss, ValidSet, View};
+use crate::pages;
 use crate::params::FitParams;
 use crate::solve::{gram, Gram, Sweep};
 
@@ -243,6 +244,9 @@ pub fn fit_from<C: Loss>(
     };
     zero_absent(&mut users, &users_present, k);
     zero_absent(&mut videos, &videos_present, k);
+    // Each sweep gathers scattered rows of the other side's factors.
+    let mut users = pages::on_huge_pages(users);
+    let mut videos = pages::on_huge_pages(videos);
 
     let valid: Option<ValidSet> =
         holdout.map(|h| C::prepare_valid(h, &users_present, &videos_present, params.seed));

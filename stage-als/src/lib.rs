@@ -42,6 +42,7 @@ pub mod kernels;
 pub mod load;
 pub mod matrix;
 pub mod metrics;
+pub mod pages;
 pub mod params;
 pub mod solve;
 pub mod write;
