@@ -115,7 +115,6 @@ pub trait Loss: Cell {
 
     /// The training measure (lower is better). `grams` are X^T X and Y^T Y of the current
     /// user and video factors (implicit mode needs them).
-    /// factors (implicit mode needs it).
     fn train_metric(train: &Csr<Self>, view: &View, grams: Option<(&Gram, &Gram)>) -> f64;
 
     /// The validation measure (lower is better); `None` when nothing could be scored.

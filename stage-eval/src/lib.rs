@@ -1,5 +1,6 @@
 //! `stage-eval`: offline evaluation of every related-video ranking the pipeline can produce,
-//! against what users watched next in the test split.
+//! against what users watched next in the test split (or, with `--split valid`, in the
+//! valid split that settings are tuned on).
 //!
 //! Reads, in the dataset folder: `interactions.parquet` (test rows for the ground truth,
 //! train rows for the popularity baseline, valid rows for the calibration of
@@ -122,8 +123,10 @@ pub fn run(config: &Config) -> Result<Summary> {
         }
         Err(e) => return Err(e),
     };
-    let mut linear_all = Vec::with_capacity(n_objectives);
-    let mut nonlinear_all = Vec::with_capacity(n_objectives);
+    // The two means are summed as the files are read, so the raw columns are dropped at once.
+    let mut linear_sum = rankings::ColumnSum::new(candidates.len());
+    let mut nonlinear_sum = rankings::ColumnSum::new(candidates.len());
+    let per_objective = 1.0 / n_objectives as f64;
     let mut linear_cdf = Vec::with_capacity(n_objectives);
     let mut nonlinear_cdf = Vec::with_capacity(n_objectives);
     let mut linear_prob = Vec::with_capacity(n_objectives);
@@ -165,20 +168,19 @@ pub fn run(config: &Config) -> Result<Summary> {
                 &format!("twotower_{name}"),
             )?);
         }
-        linear_all.push(linear);
-        nonlinear_all.push(nonlinear);
+        linear_sum.add(&linear, per_objective);
+        nonlinear_sum.add(&nonlinear, per_objective);
         tracing::info!("objective {name}: scores read");
         bar.inc(1);
     }
     bar.finish_and_clear();
-    for (name, columns) in [("als_mean", &linear_all), ("twotower_mean", &nonlinear_all)] {
-        let score = rankings::mean(columns);
+    for (name, sum) in [("als_mean", linear_sum), ("twotower_mean", nonlinear_sum)] {
+        let score = sum.finish();
         ranked.push(Ranking {
             name: name.into(),
             lists: rankings::by_score(&candidates, &score, sources, top_n),
         });
     }
-    drop((linear_all, nonlinear_all));
 
     let manual: Vec<f64> = config.objectives.iter().map(|o| o.weight).collect();
     let named: Vec<(String, f64)> = config

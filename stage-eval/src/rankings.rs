@@ -136,10 +136,35 @@ pub fn weighted_sum(scaled: &[Vec<f32>], factors: &[f64]) -> Vec<f32> {
         .collect()
 }
 
-/// The mean of several score columns, pair by pair.
-pub fn mean(columns: &[Vec<f32>]) -> Vec<f32> {
-    let ones = vec![1.0 / columns.len().max(1) as f64; columns.len()];
-    weighted_sum(columns, &ones)
+/// A weighted sum of score columns built one column at a time, so that the columns need not
+/// all be in memory at once (14 columns of 36M pairs are 2 GB at 20M log rows). Each pair's
+/// additions happen in the order of `weighted_sum`'s, from the same -0.0 start as `f64`'s
+/// `Sum`, so `finish` returns exactly its numbers.
+pub struct ColumnSum {
+    total: Vec<f64>,
+}
+
+impl ColumnSum {
+    /// A sum over `n` pairs, empty so far.
+    pub fn new(n: usize) -> ColumnSum {
+        ColumnSum {
+            total: vec![-0.0; n],
+        }
+    }
+
+    /// Adds `factor` times `column` (one value per pair).
+    pub fn add(&mut self, column: &[f32], factor: f64) {
+        assert_eq!(column.len(), self.total.len(), "score column length");
+        self.total
+            .par_iter_mut()
+            .zip(column)
+            .for_each(|(total, &score)| *total += factor * score as f64);
+    }
+
+    /// The sums, pair by pair.
+    pub fn finish(self) -> Vec<f32> {
+        self.total.into_iter().map(|total| total as f32).collect()
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +217,28 @@ mod tests {
     fn weighted_sum_and_mean_by_hand() {
         let scaled = vec![vec![0.5, 1.0], vec![0.25, 0.0]];
         assert_eq!(weighted_sum(&scaled, &[2.0, -4.0]), vec![0.0, 2.0]);
-        assert_eq!(mean(&scaled), vec![0.375, 0.5]);
+        let mut mean = ColumnSum::new(2);
+        for column in &scaled {
+            mean.add(column, 0.5);
+        }
+        assert_eq!(mean.finish(), vec![0.375, 0.5]);
+    }
+
+    #[test]
+    fn column_sum_matches_weighted_sum_bit_for_bit() {
+        let columns = vec![
+            vec![0.1f32, -0.0, 0.3, 1e-8, -2.5],
+            vec![0.7, -0.0, -0.3, 3.0, 0.125],
+            vec![0.2, -0.0, 0.9, -1e8, 1.0 / 3.0],
+        ];
+        let factors = [0.37, 1.0 / 3.0, -1.25];
+        let mut sum = ColumnSum::new(5);
+        for (column, &factor) in columns.iter().zip(&factors) {
+            sum.add(column, factor);
+        }
+        let expected = weighted_sum(&columns, &factors);
+        let got = sum.finish();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&expected));
     }
 }

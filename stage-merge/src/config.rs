@@ -52,9 +52,9 @@ pub struct MergeSection {
     /// Range [0, 1] (0 keeps only the chance test); default 0.55.
     pub min_auc: f64,
     /// How an objective's ALS and two-tower scores become its similarity s_k:
-    /// `calibrated_max` (the spec's max, taken over each model's probability that the
-    /// candidate is engaged with the objective's label after the source, fitted on the
-    /// valid split: `calibrate`), `max` (the larger of the two percentiles) or `blend`
+    /// `calibrated_max` (the larger of each model's probability that the candidate is
+    /// engaged with the objective's label after the source, fitted on the valid split:
+    /// `calibrate`), `max` (the larger of the two percentiles) or `blend`
     /// ((1 - nonlinear_share) ALS + nonlinear_share two-tower percentile).
     /// Default `max`, the spec's rule: on the valid split `calibrated_max` beat it on
     /// KuaiRand but not on MovieLens, and `blend` (two-tower only) beat both on MovieLens

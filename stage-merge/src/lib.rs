@@ -6,7 +6,9 @@
 //! - `routing.parquet`: `user_idx` UInt32, `ts` Timestamp(ms), `p_<obj>` Float32 per objective;
 //! - per objective, `als_<obj>.parquet` (`linear_score` Float32) and
 //!   `twotower_<obj>.parquet` (`nonlinear_score` Float32), each with `source_idx` and
-//!   `candidate_idx` equal to candidates.parquet's, row by row.
+//!   `candidate_idx` equal to candidates.parquet's, row by row;
+//! - under `combine = "calibrated_max"` only: `interactions.parquet`, whose valid-split rows
+//!   give the labels the calibration is fitted to (`truth::read_rows`; never the test rows).
 //!
 //! Writes `weights.parquet` (see `weights`), then `related.parquet` (see `rank`), each
 //! through a temporary file; related.parquet is renamed into place last, so its presence

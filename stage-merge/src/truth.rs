@@ -2,10 +2,11 @@
 //!
 //! Shared by stage-merge (the valid split, to calibrate the max-merge: `calibrate`) and
 //! stage-eval (the valid or test split, to score the rankings), so both use one definition.
-//! Reads the rows of the split (user, video, time and one flag per objective plus a dislike
-//! flag; `read_rows` loads them from interactions.parquet); writes nothing. A video j is relevant to a source i when some user engaged i in the test
-//! split and then engaged j (j != i) strictly later and at most `window` later, also in the
-//! test split: that is the "watched next" signal a related-video list tries to anticipate.
+//! Reads the rows of one split (user, video, time and one flag per objective, plus a dislike
+//! flag that stage-eval sets; `read_rows` loads them from interactions.parquet); writes
+//! nothing. A video j is relevant to a source i when some user engaged i in the split and
+//! then engaged j (j != i) strictly later and at most `window` later, also in the split:
+//! that is the "watched next" signal a related-video list tries to anticipate.
 //! Same-time rows are not "after" one another, since their order in the log is arbitrary.
 //! For an objective, j counts only when that later row carries the objective's label; the
 //! dislike truth likewise uses the dislike flag. A pair seen through several users or
@@ -17,7 +18,7 @@ use anyhow::Result;
 use common::{Interactions, LabelRule, Split};
 use rayon::prelude::*;
 
-/// The test rows the truth is built from, one entry per row.
+/// The rows of one split that the truth is built from, one entry per row.
 #[derive(Debug, Clone, Default)]
 pub struct TestRows {
     pub user: Vec<u32>,
@@ -65,25 +66,25 @@ impl Truth {
 }
 
 /// The rows of one split of `dir`/interactions.parquet with their flags (bit k: `labels[k]`
-/// is positive), and the file read. Rows of other splits are skipped, so stage-merge reads
-/// the valid split only and never sees the test rows' flags.
+/// is positive), and the file read. Labels are evaluated on the split's rows only, so
+/// stage-merge, which asks for the valid split, never looks at a test row's label. The
+/// dislike bit is left unset: only stage-eval scores a dislike truth, with its own rule.
 pub fn read_rows(dir: &Path, labels: &[LabelRule], split: Split) -> Result<(PathBuf, TestRows)> {
     let mut signals: Vec<&str> = labels.iter().map(|l| l.signal.as_str()).collect();
     signals.sort_unstable();
     signals.dedup();
     let log = Interactions::load(dir, &signals)?;
-    let flags: Vec<Vec<i8>> = labels.iter().map(|l| log.labels(l)).collect();
+    let values: Vec<&[f32]> = labels.iter().map(|l| log.signal(&l.signal)).collect();
     let mut rows = TestRows::default();
     for row in (0..log.len()).filter(|&r| log.split[r] == split) {
         rows.user.push(log.user_idx[row]);
         rows.video.push(log.video_idx[row]);
         rows.ts_ms.push(log.ts_ms[row]);
+        let positive = |k: usize| labels[k].apply(values[k][row]) == Some(true);
         rows.flags.push(
-            flags
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l[row] == 1)
-                .fold(0u64, |f, (k, _)| f | (1 << k)),
+            (0..labels.len())
+                .filter(|&k| positive(k))
+                .fold(0u64, |f, k| f | (1 << k)),
         );
     }
     Ok((log.path.clone(), rows))

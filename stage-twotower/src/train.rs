@@ -262,7 +262,8 @@ impl Trainer {
             let negatives = sample_negatives(sampler, batch.len(), k, rng);
 
             // Each shard's loss is its share of the batch mean, so the shards' gradients add
-            // up to the batch gradient; they are added in shard order.
+            // up to the batch gradient, added in shard order. (With in-batch negatives a
+            // pair's in-batch negatives are its own shard's targets: see `shards`.)
             let scale = 1.0 / batch.len() as f64;
             let frozen: &TwoTowerModel = model;
             let log_q = self.train_log_q.as_deref();
