@@ -27,6 +27,27 @@ pub fn sampled(n: usize, k: usize, seed: u64, purpose: &str, epoch: usize) -> Ve
         .collect()
 }
 
+/// Examples one epoch trains on when each epoch takes at most `max` of `n` (0 = all).
+pub fn per_epoch(n: usize, max: usize) -> usize {
+    match max {
+        0 => n,
+        cap => cap.min(n),
+    }
+}
+
+/// A fixed seeded subset of at most `max` of the positions `0..n`, ascending, drawn from
+/// `(seed, purpose)`: the valid sample that early stopping reads every epoch. `None` when
+/// every position is kept (`max` = 0 or `max` ≥ `n`).
+pub fn subset(n: usize, max: usize, seed: u64, purpose: &str) -> Option<Vec<usize>> {
+    if max == 0 || n <= max {
+        return None;
+    }
+    let mut rng = common::rng::rng_for(seed, purpose, 0);
+    let mut kept = rand::seq::index::sample(&mut rng, n, max).into_vec();
+    kept.sort_unstable();
+    Some(kept)
+}
+
 /// Number of batches of `batch_size` that cover `n` examples (the last may be short).
 pub fn n_batches(n: usize, batch_size: usize) -> usize {
     n.div_ceil(batch_size.max(1))
@@ -35,6 +56,23 @@ pub fn n_batches(n: usize, batch_size: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_epoch_caps_only_when_a_cap_is_set() {
+        assert_eq!(per_epoch(10, 0), 10);
+        assert_eq!(per_epoch(10, 4), 4);
+        assert_eq!(per_epoch(10, 40), 10);
+    }
+
+    #[test]
+    fn subset_is_sorted_seeded_and_none_when_all_are_kept() {
+        let kept = subset(1000, 50, 3, "valid").expect("a proper subset");
+        assert_eq!(kept.len(), 50);
+        assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(subset(1000, 50, 3, "valid"), Some(kept));
+        assert_eq!(subset(1000, 0, 3, "valid"), None);
+        assert_eq!(subset(1000, 1000, 3, "valid"), None);
+    }
 
     #[test]
     fn same_seed_and_epoch_give_the_same_order() {

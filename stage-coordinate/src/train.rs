@@ -11,7 +11,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 use common::Interactions;
 use rayon::prelude::*;
-use relvid_nn::batches::{n_batches, sampled};
+use relvid_nn::batches::{n_batches, per_epoch, sampled, subset};
 use relvid_nn::optim::Adam;
 use relvid_nn::{auc, report_epoch, AdamConfig, EarlyStopping, EpochFigures, Verdict};
 use serde::Serialize;
@@ -100,10 +100,7 @@ pub fn train(
     let mut train_rows_seen = 0usize;
 
     // Each epoch trains on at most `max_train_rows` rows (a fresh sample per epoch).
-    let rows_per_epoch = match section.max_train_rows {
-        0 => data.train_rows.len(),
-        cap => cap.min(data.train_rows.len()),
-    };
+    let rows_per_epoch = per_epoch(data.train_rows.len(), section.max_train_rows);
     let batches_per_epoch = n_batches(rows_per_epoch, section.batch_size);
     let bar = common::progress::bar((section.epochs * batches_per_epoch) as u64, "coordinate");
     let mut stopped_early = false;
@@ -310,13 +307,10 @@ pub fn predict_logits(
 /// A seeded uniform sample of at most `max` of `rows` (all when `max` is 0 or not below
 /// their count), in their original order.
 pub fn sample_rows(rows: &[u32], max: usize, seed: u64) -> Vec<u32> {
-    if max == 0 || rows.len() <= max {
-        return rows.to_vec();
+    match subset(rows.len(), max, seed, "coordinate-valid-sample") {
+        Some(kept) => kept.into_iter().map(|i| rows[i]).collect(),
+        None => rows.to_vec(),
     }
-    let mut rng = common::rng::rng_for(seed, "coordinate-valid-sample", 0);
-    let mut kept = rand::seq::index::sample(&mut rng, rows.len(), max).into_vec();
-    kept.sort_unstable();
-    kept.into_iter().map(|i| rows[i]).collect()
 }
 
 /// Loss of one logit against a 0/1 label, in the overflow-free form of the training loss.

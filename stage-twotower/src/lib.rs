@@ -194,10 +194,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     tracing::info!(
         "objective {objective}: {n_routed_train} routed train rows, {} train pairs ({} per epoch), {n_valid_pairs} valid pairs ({} used), {} users capped at {}, {} candidate rows",
         train_pairs.len(),
-        match section.max_train_pairs {
-            0 => train_pairs.len(),
-            cap => cap.min(train_pairs.len()),
-        },
+        relvid_nn::batches::per_epoch(train_pairs.len(), section.max_train_pairs),
         valid_pairs.len(),
         train_pairs.n_capped_users + valid_pairs.n_capped_users,
         section.max_pairs_per_user,

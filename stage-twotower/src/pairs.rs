@@ -32,12 +32,9 @@ impl Pairs {
     /// A seeded uniform sample of at most `max` pairs (all when `max` is 0 or not below the
     /// count), in the original order. `n_capped_users` is kept.
     pub fn sample(self, max: usize, seed: u64, purpose: &str) -> Pairs {
-        if max == 0 || self.len() <= max {
+        let Some(kept) = relvid_nn::batches::subset(self.len(), max, seed, purpose) else {
             return self;
-        }
-        let mut rng = common::rng::rng_for(seed, purpose, 0);
-        let mut kept = rand::seq::index::sample(&mut rng, self.len(), max).into_vec();
-        kept.sort_unstable();
+        };
         Pairs {
             source: kept.iter().map(|&i| self.source[i]).collect(),
             target: kept.iter().map(|&i| self.target[i]).collect(),

@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Result;
 use candle_core::{Tensor, D};
 use rayon::prelude::*;
-use relvid_nn::batches::{n_batches, sampled};
+use relvid_nn::batches::{n_batches, per_epoch, sampled};
 use relvid_nn::optim::Adam;
 use relvid_nn::{
     auc, report_epoch, softplus, AdamConfig, Dedup, EarlyStopping, EpochFigures, Verdict,
@@ -348,10 +348,7 @@ pub fn train(
     let mut epochs = Vec::new();
     let (mut train_seconds, mut train_pairs_seen) = (0.0, 0usize);
     // Each epoch trains on at most `max_train_pairs` pairs (a fresh sample per epoch).
-    let pairs_per_epoch = match section.max_train_pairs {
-        0 => data.train.len(),
-        cap => cap.min(data.train.len()),
-    };
+    let pairs_per_epoch = per_epoch(data.train.len(), section.max_train_pairs);
     let batches_per_epoch = n_batches(pairs_per_epoch, section.batch_size);
     let bar = common::progress::bar((section.epochs * batches_per_epoch) as u64, "two-tower");
     let mut stopped_early = false;
