@@ -68,9 +68,10 @@ struct Args {
     /// alpha n (the implicit library's)
     #[arg(long, default_value = "relvid")]
     confidence: String,
-    /// "cg" or "cholesky"; default: cg in implicit mode, cholesky in explicit mode
-    #[arg(long)]
-    solver: Option<String>,
+    /// "auto" (the stage's rule: cg in implicit mode with regularization > 0, else
+    /// cholesky), "cg" or "cholesky"
+    #[arg(long, default_value = "auto")]
+    solver: String,
     /// Conjugate-gradient steps per row and half-sweep (implicit's default is 3)
     #[arg(long, default_value_t = 3)]
     cg_steps: usize,
@@ -123,10 +124,7 @@ fn validate(args: &Args) -> Result<Bench> {
             .unwrap_or_else(|| mode_default("none", "count")),
         iterations: args.iterations,
         alpha: args.alpha,
-        solver: args
-            .solver
-            .clone()
-            .unwrap_or_else(|| mode_default("cg", "cholesky")),
+        solver: args.solver.clone(),
         cg_steps: args.cg_steps,
         ..AlsSection::default()
     };
