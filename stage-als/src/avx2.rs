@@ -1,5 +1,6 @@
 //! AVX2 + FMA versions of the two kernels that dominate a conjugate-gradient pass, for
-//! k a multiple of 4: the Gram product `G v` and the per-observation update
+//! k a multiple of 4: the Gram product `G v` (on the lower 4 x 4 blocks of G) and the
+//! per-observation update
 //! `out += sum_t coef_t y_t` with `coef_t` a function of `y_t · v`, four observations at
 //! a time. Reads and writes only the slices given.
 //!
@@ -13,75 +14,89 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// `out = g v` for a full row-major symmetric k x k matrix (k % 4 == 0): column j of
-/// `g` equals row j, so `out = sum_j v_j g[j, ..]`, accumulated in blocks of up to 32
-/// outputs (8 registers) per pass over `g`.
+/// `out = g v` from the lower 4 x 4 blocks of a symmetric matrix (`kernels::lower_blocks4`).
+///
+/// Every off-diagonal block B = g[I, J] is loaded once and used twice, for
+/// `out_I += B v_J` and `out_J += B^T v_I`, so this does the same multiply-adds as `symv`
+/// over half the bytes, all of them in L1: `symv` streams the full matrix (32 KiB at
+/// k = 64) from L2 and waits on loads, this one on the FMA units.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `k % 4 == 0`, `g.len() >= k * k`,
+/// The CPU must support AVX2 and FMA; `k % 4 == 0`, `blocks.len() >= k (k + 4) / 2`,
 /// `v.len() >= k`, `out.len() >= k`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn symv(g: &[f64], k: usize, v: &[f64], out: &mut [f64]) {
-    debug_assert!(k % 4 == 0 && g.len() >= k * k && v.len() >= k && out.len() >= k);
-    let mut start = 0;
-    while k - start >= 32 {
-        symv_block::<8>(g, k, v, out, start);
-        start += 32;
+pub unsafe fn symv_blocks(blocks: &[f64], k: usize, v: &[f64], out: &mut [f64]) {
+    let n_blocks = k / 4;
+    debug_assert!(k % 4 == 0 && blocks.len() >= 8 * n_blocks * (n_blocks + 1));
+    debug_assert!(v.len() >= k && out.len() >= k);
+    let vp = v.as_ptr();
+    let op = out.as_mut_ptr();
+    let mut block = blocks.as_ptr();
+    for i in 0..n_blocks {
+        _mm256_storeu_pd(op.add(4 * i), _mm256_setzero_pd());
     }
-    if k - start >= 16 {
-        symv_block::<4>(g, k, v, out, start);
-        start += 16;
-    }
-    if k - start >= 8 {
-        symv_block::<2>(g, k, v, out, start);
-        start += 8;
-    }
-    if k - start >= 4 {
-        symv_block::<1>(g, k, v, out, start);
+
+    for i in 0..n_blocks {
+        // Lane c of row_sums[r] gathers g[4i + r, 4j + c] v[4j + c] over the block row.
+        let mut row_sums = [_mm256_setzero_pd(); 4];
+        let v_i = [
+            _mm256_broadcast_sd(&*vp.add(4 * i)),
+            _mm256_broadcast_sd(&*vp.add(4 * i + 1)),
+            _mm256_broadcast_sd(&*vp.add(4 * i + 2)),
+            _mm256_broadcast_sd(&*vp.add(4 * i + 3)),
+        ];
+        for j in 0..i {
+            let rows = [
+                _mm256_loadu_pd(block),
+                _mm256_loadu_pd(block.add(4)),
+                _mm256_loadu_pd(block.add(8)),
+                _mm256_loadu_pd(block.add(12)),
+            ];
+            let v_j = _mm256_loadu_pd(vp.add(4 * j));
+            let mut out_j = _mm256_loadu_pd(op.add(4 * j));
+            for r in 0..4 {
+                row_sums[r] = _mm256_fmadd_pd(rows[r], v_j, row_sums[r]);
+                out_j = _mm256_fmadd_pd(v_i[r], rows[r], out_j);
+            }
+            _mm256_storeu_pd(op.add(4 * j), out_j);
+            block = block.add(16);
+        }
+        // The diagonal block is stored whole, so only its row sums are needed.
+        let v_ii = _mm256_loadu_pd(vp.add(4 * i));
+        for (r, sum) in row_sums.iter_mut().enumerate() {
+            *sum = _mm256_fmadd_pd(_mm256_loadu_pd(block.add(4 * r)), v_ii, *sum);
+        }
+        block = block.add(16);
+
+        let out_i = _mm256_add_pd(_mm256_loadu_pd(op.add(4 * i)), horizontal_sums(row_sums));
+        _mm256_storeu_pd(op.add(4 * i), out_i);
     }
 }
 
+/// `[sum(s[0]), sum(s[1]), sum(s[2]), sum(s[3])]`, each the sum of one register's lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn symv_block<const W: usize>(
-    g: &[f64],
-    k: usize,
-    v: &[f64],
-    out: &mut [f64],
-    start: usize,
-) {
-    let mut acc = [_mm256_setzero_pd(); W];
-    let base = g.as_ptr().add(start);
-    for j in 0..k {
-        let vj = _mm256_set1_pd(*v.get_unchecked(j));
-        let row = base.add(j * k);
-        for (w, a) in acc.iter_mut().enumerate() {
-            *a = _mm256_fmadd_pd(vj, _mm256_loadu_pd(row.add(4 * w)), *a);
-        }
-    }
-    for (w, a) in acc.iter().enumerate() {
-        _mm256_storeu_pd(out.as_mut_ptr().add(start + 4 * w), *a);
-    }
+unsafe fn horizontal_sums(s: [__m256d; 4]) -> __m256d {
+    // [s0a+s0b, s1a+s1b, s0c+s0d, s1c+s1d] and the same for rows 2, 3; then the two
+    // 128-bit halves add up to the four sums.
+    let h01 = _mm256_hadd_pd(s[0], s[1]);
+    let h23 = _mm256_hadd_pd(s[2], s[3]);
+    let low = _mm256_permute2f128_pd(h01, h23, 0x20);
+    let high = _mm256_permute2f128_pd(h01, h23, 0x31);
+    _mm256_add_pd(low, high)
 }
 
-/// For four rows y_t (each k long, k % 4 == 0): the dot products `y_t · v`, then
-/// `out += sum_t coefficient(dots)_t y_t`.
+/// The dot products `y_t · v` of four rows (each k long, k % 4 == 0).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; `k % 4 == 0`; every slice at least k long.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub unsafe fn dot_axpy4(
-    y: [&[f64]; 4],
-    k: usize,
-    v: &[f64],
-    out: &mut [f64],
-    coefficient: impl Fn([f64; 4]) -> [f64; 4],
-) {
-    debug_assert!(k % 4 == 0 && v.len() >= k && out.len() >= k);
+pub unsafe fn dot4(y: [&[f64]; 4], k: usize, v: &[f64]) -> [f64; 4] {
+    debug_assert!(k % 4 == 0 && v.len() >= k && y.iter().all(|row| row.len() >= k));
     let p = [y[0].as_ptr(), y[1].as_ptr(), y[2].as_ptr(), y[3].as_ptr()];
     let vp = v.as_ptr();
 
@@ -104,38 +119,72 @@ pub unsafe fn dot_axpy4(
             even[t] = _mm256_fmadd_pd(_mm256_loadu_pd(p[t].add(i)), v0, even[t]);
         }
     }
-    let s = [
+    let sums = [
         _mm256_add_pd(even[0], odd[0]),
         _mm256_add_pd(even[1], odd[1]),
         _mm256_add_pd(even[2], odd[2]),
         _mm256_add_pd(even[3], odd[3]),
     ];
-    // [s0a+s0b, s1a+s1b, s0c+s0d, s1c+s1d] and the same for rows 2, 3; then the two
-    // 128-bit halves add up to [dot0, dot1, dot2, dot3].
-    let h01 = _mm256_hadd_pd(s[0], s[1]);
-    let h23 = _mm256_hadd_pd(s[2], s[3]);
-    let low = _mm256_permute2f128_pd(h01, h23, 0x20);
-    let high = _mm256_permute2f128_pd(h01, h23, 0x31);
     let mut dots = [0.0f64; 4];
-    _mm256_storeu_pd(dots.as_mut_ptr(), _mm256_add_pd(low, high));
+    _mm256_storeu_pd(dots.as_mut_ptr(), horizontal_sums(sums));
+    dots
+}
 
-    let c = coefficient(dots);
-    let c = [
-        _mm256_set1_pd(c[0]),
-        _mm256_set1_pd(c[1]),
-        _mm256_set1_pd(c[2]),
-        _mm256_set1_pd(c[3]),
-    ];
-    let op = out.as_mut_ptr();
-    let mut i = 0;
-    while i < k {
-        let mut acc = _mm256_loadu_pd(op.add(i));
-        acc = _mm256_fmadd_pd(c[0], _mm256_loadu_pd(p[0].add(i)), acc);
-        acc = _mm256_fmadd_pd(c[1], _mm256_loadu_pd(p[1].add(i)), acc);
-        acc = _mm256_fmadd_pd(c[2], _mm256_loadu_pd(p[2].add(i)), acc);
-        acc = _mm256_fmadd_pd(c[3], _mm256_loadu_pd(p[3].add(i)), acc);
-        _mm256_storeu_pd(op.add(i), acc);
-        i += 4;
+/// `out += sum_i weights[i] rows[i]` for consecutive rows of k (k % 4 == 0).
+///
+/// `out` is processed in blocks of up to 32 entries (8 registers) that stay in registers
+/// over all rows: each row costs one load and one FMA per 4 entries, and no store.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `k % 4 == 0`, `rows.len() >= weights.len() * k`,
+/// `out.len() >= k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn add_weighted_rows(rows: &[f64], k: usize, weights: &[f64], out: &mut [f64]) {
+    debug_assert!(k % 4 == 0 && rows.len() >= weights.len() * k && out.len() >= k);
+    let mut start = 0;
+    while k - start >= 32 {
+        add_weighted_block::<8>(rows, k, weights, out, start);
+        start += 32;
+    }
+    for width in [4, 2, 1] {
+        if k - start >= 4 * width {
+            match width {
+                4 => add_weighted_block::<4>(rows, k, weights, out, start),
+                2 => add_weighted_block::<2>(rows, k, weights, out, start),
+                _ => add_weighted_block::<1>(rows, k, weights, out, start),
+            }
+            start += 4 * width;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn add_weighted_block<const W: usize>(
+    rows: &[f64],
+    k: usize,
+    weights: &[f64],
+    out: &mut [f64],
+    start: usize,
+) {
+    let op = out.as_mut_ptr().add(start);
+    let mut acc = [_mm256_setzero_pd(); W];
+    for (w, a) in acc.iter_mut().enumerate() {
+        *a = _mm256_loadu_pd(op.add(4 * w));
+    }
+    let mut row = rows.as_ptr().add(start);
+    for weight in weights {
+        let weight = _mm256_broadcast_sd(weight);
+        for (w, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_pd(weight, _mm256_loadu_pd(row.add(4 * w)), *a);
+        }
+        row = row.add(k);
+    }
+    for (w, a) in acc.iter().enumerate() {
+        _mm256_storeu_pd(op.add(4 * w), *a);
     }
 }
 
@@ -188,11 +237,11 @@ mod tests {
     }
 
     #[test]
-    fn symv_matches_a_plain_product_for_every_block_width() {
+    fn blocked_symv_matches_a_plain_product() {
         if !crate::kernels::fma_available() {
             return;
         }
-        for k in [4, 8, 12, 16, 28, 32, 44, 64, 68] {
+        for k in [4, 8, 12, 16, 64, 68] {
             let mut g = vec![0.0; k * k];
             for r in 0..k {
                 for c in 0..=r {
@@ -201,9 +250,10 @@ mod tests {
                     g[c * k + r] = value;
                 }
             }
+            let blocks = crate::kernels::lower_blocks4(&g, k);
             let v: Vec<f64> = (0..k).map(|i| (i % 7) as f64 - 3.0).collect();
-            let mut out = vec![0.0; k];
-            unsafe { symv(&g, k, &v, &mut out) };
+            let mut out = vec![f64::NAN; k];
+            unsafe { symv_blocks(&blocks, k, &v, &mut out) };
             for r in 0..k {
                 let want: f64 = (0..k).map(|c| g[r * k + c] * v[c]).sum();
                 assert!((out[r] - want).abs() < 1e-12, "k {k} row {r}");
@@ -212,37 +262,29 @@ mod tests {
     }
 
     #[test]
-    fn dot_axpy4_passes_the_four_dots_and_adds_the_scaled_rows() {
+    fn dot4_and_weighted_rows_match_plain_sums() {
         if !crate::kernels::fma_available() {
             return;
         }
-        for k in [4, 8, 12, 64] {
-            let rows: Vec<Vec<f64>> = (0..4)
-                .map(|t| {
-                    (0..k)
-                        .map(|i| ((i * 5 + t * 3) % 11) as f64 - 5.0)
-                        .collect()
-                })
+        for k in [4, 8, 12, 16, 28, 32, 44, 64, 68] {
+            let n = 7;
+            let rows: Vec<f64> = (0..n * k)
+                .map(|i| ((i * 5 + i / k * 3) % 11) as f64 - 5.0)
                 .collect();
             let v: Vec<f64> = (0..k).map(|i| i as f64 * 0.5 - 1.0).collect();
-            let want_dots: Vec<f64> = rows
-                .iter()
-                .map(|r| r.iter().zip(&v).map(|(a, b)| a * b).sum())
-                .collect();
+            let row = |t: usize| &rows[t * k..(t + 1) * k];
+            let dots = unsafe { dot4([row(0), row(1), row(2), row(3)], k, &v) };
+            for (t, dot) in dots.iter().enumerate() {
+                let want: f64 = row(t).iter().zip(&v).map(|(a, b)| a * b).sum();
+                assert!((dot - want).abs() < 1e-12, "k {k} row {t}");
+            }
+
+            let weights: Vec<f64> = (0..n).map(|t| t as f64 * 0.75 - 2.0).collect();
             let mut out = vec![1.0; k];
-            let y = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
-            unsafe {
-                dot_axpy4(y, k, &v, &mut out, |dots| {
-                    for t in 0..4 {
-                        assert!((dots[t] - want_dots[t]).abs() < 1e-12);
-                    }
-                    [1.0, -2.0, 0.5, 3.0]
-                })
-            };
-            for i in 0..k {
-                let want =
-                    1.0 + rows[0][i] - 2.0 * rows[1][i] + 0.5 * rows[2][i] + 3.0 * rows[3][i];
-                assert!((out[i] - want).abs() < 1e-12);
+            unsafe { add_weighted_rows(&rows, k, &weights, &mut out) };
+            for (i, got) in out.iter().enumerate() {
+                let want = 1.0 + (0..n).map(|t| weights[t] * row(t)[i]).sum::<f64>();
+                assert!((got - want).abs() < 1e-12, "k {k} entry {i}");
             }
         }
     }

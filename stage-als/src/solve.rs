@@ -35,11 +35,13 @@ const CG_RESIDUAL_FLOOR: f64 = 1e-20;
 /// and a row can take well under a microsecond.
 const ROWS_PER_TASK: usize = 16;
 
-/// `Y^T Y` of the fixed side, packed (for the Cholesky build) and full (for CG products).
+/// `Y^T Y` of the fixed side, packed (for the Cholesky build), full (for CG products) and,
+/// when k % 4 == 0, as lower 4 x 4 blocks (for the AVX2 CG product).
 #[derive(Debug, Clone)]
 pub struct Gram {
     pub packed: Vec<f64>,
     pub full: Vec<f64>,
+    pub blocks: Vec<f64>,
 }
 
 /// Gram matrix of an n x k row-major factor matrix, summed in f64 over fixed row chunks.
@@ -66,7 +68,16 @@ pub fn gram(fixed: &[f32], k: usize) -> Gram {
     }
     let mut full = vec![0.0; k * k];
     kernels::packed_to_full(&packed, k, &mut full);
-    Gram { packed, full }
+    let blocks = if k % 4 == 0 {
+        kernels::lower_blocks4(&full, k)
+    } else {
+        Vec::new()
+    };
+    Gram {
+        packed,
+        full,
+        blocks,
+    }
 }
 
 #[inline(always)]
@@ -415,9 +426,12 @@ pub fn cholesky_flops(k: usize, n_obs: usize) -> u64 {
     n_obs as u64 * (kernels::rank1_flops(k as usize) + 2 * k) + k * k * k / 3 + 2 * k * k
 }
 
-/// Widened f64 observation rows one CG block holds: 256 KiB, a quarter of a typical
-/// per-core L2 cache, so the block stays there across the passes that reuse it.
-const GATHER_BYTES: usize = 256 * 1024;
+/// Widened f64 observation rows one CG block holds: 64 MiB per thread, 131,072
+/// observations at k = 64. A row of that size is read four times per solve either way;
+/// reading it back in order, even from memory, beat gathering its scattered f32 rows
+/// again in every pass (half the observations of the 5M-row benchmark log sit in video
+/// rows longer than a 256 KiB block).
+const GATHER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Observations per gathered block for k factors: a multiple of 4, so that the groups of
 /// four that the kernels take are the same whether a row is gathered whole or in blocks.
@@ -460,7 +474,7 @@ fn apply_row_matrix<C: Cell, const FMA: bool>(
                 // SAFETY: FMA = true only runs on CPUs with AVX2 and FMA; k % 4 == 0.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    avx2::symv(&gram.full, k, v, out)
+                    avx2::symv_blocks(&gram.blocks, k, v, out)
                 };
             } else {
                 kernels::symv_full::<FMA>(&gram.full, k, v, out);
@@ -491,7 +505,16 @@ fn use_avx2<const FMA: bool>(k: usize) -> bool {
     FMA && cfg!(target_arch = "x86_64") && k % 4 == 0
 }
 
+/// Observations per step of `accumulate_block`: their widened rows (16 KiB at k = 64)
+/// are still in L1 when the second half of the step reads them again. A multiple of 4.
+const STEP_ROWS: usize = 32;
+
 /// `out += sum_i (d h_i + c g_i (y_i · v)) y_i` over contiguous widened rows y_i.
+///
+/// In steps of `STEP_ROWS` observations: every coefficient of the step first, then their
+/// weighted sum of rows, which the AVX2 kernel accumulates with `out` held in registers.
+/// (Updating `out` in memory after each group of four observations chained every group
+/// to the previous one's stores, and the FMA units waited on that chain.)
 #[inline(always)]
 fn accumulate_block<C: Cell, const FMA: bool>(
     rows: &[f64],
@@ -501,37 +524,51 @@ fn accumulate_block<C: Cell, const FMA: bool>(
     v: &[f64],
     out: &mut [f64],
 ) {
-    let mut groups = rows.chunks_exact(4 * k);
-    let mut cell_groups = cells.chunks_exact(4);
-    for (group, w) in (&mut groups).zip(&mut cell_groups) {
-        let (y0, rest) = group.split_at(k);
-        let (y1, rest) = rest.split_at(k);
-        let (y2, y3) = rest.split_at(k);
-        let y = [y0, y1, y2, y3];
-        let coefficients = |dots: [f64; 4]| {
-            let mut coefficients = [0.0; 4];
+    let mut coefficients = [0.0f64; STEP_ROWS];
+    for (step_rows, step_cells) in rows.chunks(STEP_ROWS * k).zip(cells.chunks(STEP_ROWS)) {
+        let coefficients = &mut coefficients[..step_cells.len()];
+        let dots = coefficients.chunks_exact_mut(4);
+        for ((group, w), dots) in step_rows
+            .chunks_exact(4 * k)
+            .zip(step_cells.chunks_exact(4))
+            .zip(dots)
+        {
+            let (y0, rest) = group.split_at(k);
+            let (y1, rest) = rest.split_at(k);
+            let (y2, y3) = rest.split_at(k);
+            let y = [y0, y1, y2, y3];
+            let four = if use_avx2::<FMA>(k) {
+                // SAFETY: FMA = true only runs on CPUs with AVX2 and FMA; k % 4 == 0.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    avx2::dot4(y, k, v)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!()
+            } else {
+                kernels::dot4::<FMA>(y, v)
+            };
             for t in 0..4 {
-                coefficients[t] = d * w[t].rhs_weight() + c * w[t].gram_weight() * dots[t];
+                dots[t] = d * w[t].rhs_weight() + c * w[t].gram_weight() * four[t];
             }
-            coefficients
-        };
+        }
+        let tail = step_cells.len() / 4 * 4;
+        for (i, w) in step_cells.iter().enumerate().skip(tail) {
+            let dot = kernels::dot::<FMA>(&step_rows[i * k..(i + 1) * k], v);
+            coefficients[i] = d * w.rhs_weight() + c * w.gram_weight() * dot;
+        }
+
         if use_avx2::<FMA>(k) {
-            // SAFETY: FMA = true only runs on CPUs with AVX2 and FMA; k % 4 == 0.
+            // SAFETY: as above; `step_rows` holds `coefficients.len()` rows of k.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                avx2::dot_axpy4(y, k, v, out, coefficients)
+                avx2::add_weighted_rows(step_rows, k, coefficients, out)
             };
         } else {
-            kernels::axpy4::<FMA>(coefficients(kernels::dot4::<FMA>(y, v)), y, out);
+            for (y, &coefficient) in step_rows.chunks_exact(k).zip(coefficients.iter()) {
+                kernels::axpy::<FMA>(coefficient, y, out);
+            }
         }
-    }
-    for (y, &w) in groups
-        .remainder()
-        .chunks_exact(k)
-        .zip(cell_groups.remainder())
-    {
-        let coefficient = d * w.rhs_weight() + c * w.gram_weight() * kernels::dot::<FMA>(y, v);
-        kernels::axpy::<FMA>(coefficient, y, out);
     }
 }
 
