@@ -119,9 +119,9 @@ impl Interactions {
     }
 }
 
-/// Parses the split column straight from the Arrow buffer: no string is allocated per row,
-/// which matters at 100M rows.
-fn decode_splits(
+/// Parses a split column (rows `offset..` of `path`) straight from the Arrow buffer: no
+/// string is allocated per row, which matters at 100M rows.
+pub fn decode_splits(
     array: &ArrayRef,
     path: &Path,
     offset: usize,

@@ -7,7 +7,7 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::matrix::{Cell, Csr, Implicit};
+use crate::matrix::{Cell, Csr, ExplicitCell, Implicit};
 use crate::solve::Gram;
 
 /// Rows per partial sum.
@@ -203,7 +203,9 @@ fn chunked_sum(n: usize, f: impl Fn(usize) -> (f64, usize) + Sync) -> (f64, usiz
         .fold((0.0, 0), |(sum, count), (s, c)| (sum + s, count + c))
 }
 
-impl Loss for f32 {
+/// Explicit ratings, whichever rule merged repeated rows (`f32`: one observation of their
+/// mean; `RatingRows`: every row).
+impl<C: ExplicitCell> Loss for C {
     const TRAIN_METRIC: &'static str = "train_rmse";
     const VALID_METRIC: &'static str = "valid_rmse";
     const WHOLE_MATRIX: bool = false;
@@ -212,16 +214,19 @@ impl Loss for f32 {
         ValidSet::for_rmse(holdout)
     }
 
-    /// Root mean squared error over the (merged) training cells.
-    fn train_metric(train: &Csr<f32>, view: &View, _grams: Option<(&Gram, &Gram)>) -> f64 {
+    /// Root mean squared error over the training cells against their target, each cell
+    /// weighted by the rows it stands for. With every row counted this is the loss the fit
+    /// minimises, without the spread of a pair's repeated ratings around their mean (a
+    /// constant the cell does not keep).
+    fn train_metric(train: &Csr<C>, view: &View, _grams: Option<(&Gram, &Gram)>) -> f64 {
         let (sum, count) = chunked_sum(train.n_rows, |u| {
-            let (cols, ratings) = train.row(u);
+            let (cols, cells) = train.row(u);
             let sum = cols
                 .iter()
-                .zip(ratings)
-                .map(|(&i, &r)| (r as f64 - view.score(u, i as usize)).powi(2))
+                .zip(cells)
+                .map(|(&i, &c)| c.row_count() as f64 * (c.target() - view.score(u, i as usize)).powi(2))
                 .sum::<f64>();
-            (sum, cols.len())
+            (sum, C::observations(cells))
         });
         if count == 0 {
             0.0

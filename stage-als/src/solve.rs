@@ -6,10 +6,12 @@
 //!
 //!   (G + sum_i g_i y_i y_i^T + lambda_u I) x_u = sum_i h_i y_i
 //!
-//! with lambda_u = lambda * n_u (count scaling) or lambda. The system is built in f64 on a
-//! packed symmetric matrix and solved by nalgebra's Cholesky, or by a few warm-started
-//! conjugate-gradient steps that never form the matrix. Rows run in parallel; each writes
-//! only its own factor, so the result does not depend on the thread count.
+//! with lambda_u = lambda * n_u (count scaling) or lambda; n_u is the row's number of
+//! observations (`Cell::observations`: its cells, or its rating rows when every row of a
+//! repeated pair counts). The system is built in f64 on a packed symmetric matrix and
+//! solved by nalgebra's Cholesky, or by a few warm-started conjugate-gradient steps that
+//! never form the matrix. Rows run in parallel; each writes only its own factor, so the
+//! result does not depend on the thread count.
 
 use nalgebra::{Cholesky, DMatrix, DVector};
 use rayon::prelude::*;
@@ -240,6 +242,7 @@ impl<C: Cell> Sweep<'_, C> {
         }
     }
 
+    /// The row's ridge weight; `n_obs` is `Cell::observations` of its cells.
     fn lambda_for(&self, n_obs: usize) -> f64 {
         match self.lambda_scaling {
             LambdaScaling::Count => self.regularization * n_obs as f64,
@@ -367,7 +370,7 @@ fn build_row<C: Cell, const FMA: bool>(sweep: &Sweep<C>, row: usize, scratch: &m
         kernels::packed_rank1::<FMA>(a, k, y, w.gram_weight());
         kernels::axpy::<FMA>(w.rhs_weight(), y, b);
     }
-    kernels::packed_add_diagonal(a, k, sweep.lambda_for(cols.len()));
+    kernels::packed_add_diagonal(a, k, sweep.lambda_for(C::observations(cells)));
 }
 
 #[inline(always)]
@@ -584,7 +587,7 @@ fn cg_row<C: Cell, const FMA: bool>(
 ) -> u64 {
     let k = sweep.k;
     let (cols, cells) = sweep.matrix.row(row);
-    let lambda = sweep.lambda_for(cols.len());
+    let lambda = sweep.lambda_for(C::observations(cells));
     let Scratch {
         x,
         residual,

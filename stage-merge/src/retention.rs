@@ -1,11 +1,13 @@
 //! Step 3a: user-weeks from the routing log, with the Coordinating Network's mean
 //! probabilities as features and next-week activity as the label.
 //!
-//! Reads `routing.parquet` (`user_idx` UInt32, `ts` Timestamp(ms), `p_<obj>` Float32) in
-//! two streamed passes: the first finds the log's time span, the second sums each user's
-//! probabilities per week. Memory grows with the number of user-weeks, not rows. Every
-//! split is used: retention is a property of the users, and the labels need the full
-//! calendar. Writes nothing.
+//! Reads `routing.parquet` (`user_idx` UInt32, `ts` Timestamp(ms), `split` Utf8, `p_<obj>`
+//! Float32) in two streamed passes: the first finds the time span, the second sums each
+//! user's probabilities per week. Memory grows with the number of user-weeks, not rows.
+//! Train and valid rows are used, test rows are skipped: the weights are fitted
+//! parameters, and the test split is read only by stage-eval. Splits are cut by time, so
+//! this ends the calendar where the test period starts, and no label looks into it.
+//! Writes nothing.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,8 +15,9 @@ use std::path::Path;
 use anyhow::Result;
 use arrow::datatypes::DataType;
 use common::columns::{f32_values_nan_null, timestamp_ms_values, timestamp_type, u32_values};
-use common::schema::{files, TS, USER_IDX};
-use common::{Error, Expect, ParquetInput};
+use common::interactions::decode_splits;
+use common::schema::{files, SPLIT, TS, USER_IDX};
+use common::{Error, Expect, ParquetInput, Split};
 
 /// One week in milliseconds.
 pub const WEEK_MS: i64 = 7 * 24 * 3_600_000;
@@ -32,7 +35,7 @@ pub struct UserWeeks {
     pub n_features: usize,
     /// Milliseconds from the first to the last row.
     pub span_ms: i64,
-    /// Rows read.
+    /// Rows read (train and valid; test rows are skipped and not counted).
     pub n_rows: u64,
     /// User-weeks with activity, labelled or not.
     pub n_active_user_weeks: u64,
@@ -74,6 +77,7 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
     let mut columns = vec![
         (USER_IDX, Expect::Exactly(DataType::UInt32)),
         (TS, Expect::Exactly(timestamp_type())),
+        (SPLIT, Expect::Exactly(DataType::Utf8)),
     ];
     columns.extend(
         names
@@ -86,10 +90,19 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
         input.check_column(name, expect)?;
     }
     let (mut first_ms, mut last_ms, mut n_rows) = (i64::MAX, i64::MIN, 0u64);
-    for batch in input.batches(&columns[1..2])? {
-        let ts = timestamp_ms_values(batch?.column(0), &path, TS)?;
-        n_rows += ts.len() as u64;
-        for t in ts {
+    let mut splits = Vec::new();
+    let mut offset = 0usize;
+    for batch in input.batches(&columns[1..3])? {
+        let batch = batch?;
+        let ts = timestamp_ms_values(batch.column(0), &path, TS)?;
+        splits.clear();
+        decode_splits(batch.column(1), &path, offset, &mut splits)?;
+        offset += ts.len();
+        for (&t, &split) in ts.iter().zip(&splits) {
+            if split == Split::Test {
+                continue;
+            }
+            n_rows += 1;
             first_ms = first_ms.min(t);
             last_ms = last_ms.max(t);
         }
@@ -97,7 +110,7 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
     if n_rows == 0 {
         return Err(Error::Empty {
             path,
-            what: "no routing rows: cannot learn objective weights".into(),
+            what: "no train or valid routing rows: cannot learn objective weights".into(),
         }
         .into());
     }
@@ -113,9 +126,11 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
         let batch = batch?;
         let users = u32_values(batch.column(0), &path, USER_IDX)?;
         let ts = timestamp_ms_values(batch.column(1), &path, TS)?;
+        splits.clear();
+        decode_splits(batch.column(2), &path, offset, &mut splits)?;
         let mut probabilities = Vec::with_capacity(k);
         for (c, name) in names.iter().enumerate() {
-            let values = f32_values_nan_null(batch.column(2 + c), &path, name)?;
+            let values = f32_values_nan_null(batch.column(3 + c), &path, name)?;
             if let Some(row) = values.iter().position(|p| !(0.0..=1.0).contains(p)) {
                 return Err(Error::BadValue {
                     path,
@@ -132,7 +147,7 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
             }
             probabilities.push(values);
         }
-        for row in 0..users.len() {
+        for row in (0..users.len()).filter(|&row| splits[row] != Split::Test) {
             let week = ((ts[row] - first_ms) / WEEK_MS) as u64;
             let key = (users[row] as u64) << 32 | week;
             let slot = *slot_of.entry(key).or_insert_with(|| {

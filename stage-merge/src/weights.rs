@@ -79,7 +79,7 @@ pub fn learn(weeks: &UserWeeks, config: &Config) -> Result<LearnedWeights> {
         return Ok(LearnedWeights::fallback(
             weeks,
             k,
-            format!("the log spans {days:.1} days, less than two weeks"),
+            format!("the train and valid rows span {days:.1} days, less than two weeks"),
         ));
     }
     if (weeks.len() as u64) < config.min_user_weeks {

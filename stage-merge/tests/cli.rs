@@ -128,19 +128,32 @@ fn write_scores(dir: &Path, p: &Pairs, objective: &str, salt: u64) {
 /// Routing over `days` days for `n_users` users; users with a high p_like keep coming
 /// back, p_dislike is noise.
 fn write_routing(dir: &Path, n_users: u32, days: i64) {
-    let (mut user, mut ts, mut like, mut dislike) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    write_routing_with_test(dir, n_users, days, 0);
+}
+
+/// `days` of train rows, then `test_days` of test rows whose probabilities contradict the
+/// train rows' (loyal users get a low p_like there).
+fn write_routing_with_test(dir: &Path, n_users: u32, days: i64, test_days: i64) {
+    let (mut user, mut ts, mut split, mut like, mut dislike) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for u in 0..n_users {
         let loyalty = noise(7, u as u64);
-        for day in 0..days {
+        for day in 0..days + test_days {
             // The first and last days always have someone, so the span is exactly `days`.
             let active = u == 0 || noise(u as u64, day as u64) < 0.05 + 0.5 * loyalty;
             if !active {
                 continue;
             }
+            let test = day >= days;
             user.push(u);
             ts.push(1_650_000_000_000 + day * DAY + (u as i64 % 24) * 3_600_000);
-            like.push((0.2 + 0.7 * loyalty) as f32);
+            split.push(if test { "test" } else { "train" });
+            let p_like = if test {
+                0.9 - 0.7 * loyalty
+            } else {
+                0.2 + 0.7 * loyalty
+            };
+            like.push(p_like as f32);
             dislike.push(noise(u as u64 + 1000, day as u64) as f32);
         }
     }
@@ -156,7 +169,7 @@ fn write_routing(dir: &Path, n_users: u32, days: i64) {
             ("user_idx", u32_array(user)),
             ("video_idx", u32_array(vec![0; n])),
             ("ts", timestamp_ms_array(ts)),
-            ("split", Arc::new(StringArray::from(vec!["train"; n]))),
+            ("split", Arc::new(StringArray::from(split))),
             ("routed_like", routed(&like)),
             ("p_like", f32s(like.clone())),
             ("p_dislike", f32s(dislike.clone())),
@@ -424,6 +437,23 @@ fn non_finite_covisitation_score_is_named() {
 }
 
 #[test]
+fn test_rows_of_the_routing_log_do_not_move_the_learned_weights() {
+    let train_only = tempfile::tempdir().unwrap();
+    fixture(train_only.path(), 35);
+    let with_test = tempfile::tempdir().unwrap();
+    fixture(with_test.path(), 35);
+    write_routing_with_test(with_test.path(), 150, 35, 21);
+
+    for dir in [train_only.path(), with_test.path()] {
+        let out = run(dir, &write_config(dir, ""), &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let weights = read_weights(train_only.path());
+    assert!(weights.iter().all(|row| !row.7), "{weights:?}");
+    assert_eq!(weights, read_weights(with_test.path()));
+}
+
+#[test]
 fn short_log_falls_back_to_unit_weights() {
     let tmp = tempfile::tempdir().unwrap();
     fixture(tmp.path(), 10);
@@ -572,6 +602,7 @@ fn probability_outside_zero_one_is_an_error() {
         vec![
             ("user_idx", u32_array(vec![0, 1])),
             ("ts", timestamp_ms_array(ts)),
+            ("split", Arc::new(StringArray::from(vec!["train"; 2]))),
             ("p_like", f32s(vec![0.5, 1.5])),
             ("p_dislike", f32s(vec![0.5, 0.5])),
         ],
@@ -594,6 +625,7 @@ fn missing_probability_column_is_named() {
         vec![
             ("user_idx", u32_array(vec![0])),
             ("ts", timestamp_ms_array(vec![0])),
+            ("split", Arc::new(StringArray::from(vec!["train"]))),
             ("p_like", f32s(vec![0.5])),
         ],
     );
@@ -677,6 +709,10 @@ fn run_on_real_timeline(mut rows: Vec<(i64, i64, f32, f32)>) -> Output {
                 ),
             ),
             ("ts", timestamp_ms_array(rows.iter().map(|r| r.1).collect())),
+            (
+                "split",
+                Arc::new(StringArray::from(vec!["train"; rows.len()])),
+            ),
             ("p_like", f32s(rows.iter().map(|r| r.2).collect())),
             ("p_dislike", f32s(rows.iter().map(|r| r.3).collect())),
         ],
