@@ -302,7 +302,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     let k = report::headline_k(ks);
     let names: Vec<String> = ranked.iter().map(|r| r.name.clone()).collect();
     let lists_of = |name: &str| ranked.iter().find(|r| r.name == name).map(|r| &r.lists);
-    let comparison = report::best_component(&rows, &names, k).and_then(|best| {
+    let compare_with = |best: String| {
         let (difference, standard_error, n_sources) = metrics::paired_ndcg_difference(
             lists_of("full")?,
             lists_of(&best)?,
@@ -315,7 +315,16 @@ pub fn run(config: &Config) -> Result<Summary> {
             standard_error,
             n_sources,
         })
-    });
+    };
+    let comparison = report::best_component(&rows, &names, k).and_then(compare_with);
+    // The component a user would have picked without the test split: the best on valid.
+    let valid = valid_figures(config);
+    let comparison_valid_choice = match &valid {
+        Some(Ok(valid_rows)) => {
+            report::best_component(valid_rows, &names, k).and_then(compare_with)
+        }
+        _ => None,
+    };
     let dislike_bit = 1u64 << n_objectives;
     let disliked: Vec<usize> = (0..log.test.flags.len())
         .filter(|&r| log.test.flags[r] & dislike_bit != 0)
@@ -347,8 +356,9 @@ pub fn run(config: &Config) -> Result<Summary> {
         rankings: ranked.iter().map(|r| r.name.clone()).collect(),
         related_check: (related.len(), equal),
         comparison,
+        comparison_valid_choice,
         dislikes: (disliked.len() as u64, unseen as u64),
-        valid: valid_figures(config),
+        valid,
         plots: match plots::draw(dir, config, &rows, k, &learned) {
             Ok(files) => Ok(files),
             Err(e) => {
@@ -357,14 +367,16 @@ pub fn run(config: &Config) -> Result<Summary> {
             }
         },
     };
-    let comparison_json = context.comparison.as_ref().map(|c| {
-        serde_json::json!({
-            "best_component": c.best,
-            "ndcg_difference": round4(c.difference),
-            "standard_error": round4(c.standard_error),
-            "n_sources": c.n_sources,
+    let comparison_json = |comparison: &Option<report::Comparison>| {
+        comparison.as_ref().map(|c| {
+            serde_json::json!({
+                "best_component": c.best,
+                "ndcg_difference": round4(c.difference),
+                "standard_error": round4(c.standard_error),
+                "n_sources": c.n_sources,
+            })
         })
-    });
+    };
     let plots_json = match &context.plots {
         Ok(files) => serde_json::json!(files),
         Err(reason) => serde_json::json!({ "skipped": reason }),
@@ -402,7 +414,14 @@ pub fn run(config: &Config) -> Result<Summary> {
     summary.metric("ndcg", headline("ndcg"));
     summary.metric("dislike_share", headline("dislike_share"));
     summary.metric("related_sources", related.len());
-    summary.metric("full_vs_best_component", comparison_json);
+    summary.metric(
+        "full_vs_best_component",
+        comparison_json(&context.comparison),
+    );
+    summary.metric(
+        "full_vs_valid_best_component",
+        comparison_json(&context.comparison_valid_choice),
+    );
     summary.metric("plots", plots_json);
     summary.metric("full_matches_related", equal);
     Ok(summary.finish(started))

@@ -98,6 +98,9 @@ pub struct Context {
     pub related_check: (usize, usize),
     /// `full` against the best single component on NDCG at the headline K.
     pub comparison: Option<Comparison>,
+    /// In the test report: `full` against the component that is best on the valid split,
+    /// the choice a user makes without looking at the test split.
+    pub comparison_valid_choice: Option<Comparison>,
     /// (disliked rows in the evaluated split, those on videos without any train row).
     pub dislikes: (u64, u64),
     /// Plot files written next to the report, or why none were.
@@ -305,7 +308,7 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
     }
     let value =
         |ranking: &str, metric: &str| find(rows, ranking, "all", metric, k).and_then(|r| r.value);
-    if let Some(cmp) = &c.comparison {
+    let paired = |cmp: &Comparison| {
         let verdict = if cmp.difference > 2.0 * cmp.standard_error {
             "above it by more than two standard errors"
         } else if cmp.difference > 0.0 {
@@ -315,12 +318,29 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
         } else {
             "below it by more than two standard errors"
         };
+        format!(
+            "per-source NDCG@{k} difference {:+.4} ± {:.4} (standard error, paired over {} \
+             sources): {verdict}",
+            cmp.difference, cmp.standard_error, cmp.n_sources
+        )
+    };
+    if let Some(cmp) = &c.comparison {
         let _ = writeln!(
             md,
             "- `full` against the best single component, `{}` (highest NDCG@{k} among \
-             co-visitation, ALS alone and two-tower alone): per-source NDCG@{k} difference \
-             {:+.4} ± {:.4} (standard error, paired over {} sources): {verdict}.",
-            cmp.best, cmp.difference, cmp.standard_error, cmp.n_sources
+             co-visitation, ALS alone and two-tower alone): {}.",
+            cmp.best,
+            paired(cmp)
+        );
+    }
+    if let Some(cmp) = &c.comparison_valid_choice {
+        let _ = writeln!(
+            md,
+            "- `full` against the component with the highest NDCG@{k} on the valid split, \
+             `{}` (the pick made without the test split; the line above picks on the test \
+             split itself, which favours the component): {}.",
+            cmp.best,
+            paired(cmp)
         );
     }
     if let (Some(full), Some(covis)) = (
@@ -501,6 +521,12 @@ mod tests {
                 standard_error: 0.05,
                 n_sources: 3,
             }),
+            comparison_valid_choice: Some(Comparison {
+                best: "twotower_like".into(),
+                difference: -0.01,
+                standard_error: 0.02,
+                n_sources: 3,
+            }),
             dislikes: (4, 1),
             plots: Err("no TrueType font found".into()),
             valid: Some(Ok(vec![row("full", "ndcg", 20, 0.25)])),
@@ -520,6 +546,12 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("+0.2000 ± 0.0500") && md.contains("more than two standard errors"));
+        assert!(
+            md.contains("on the valid split, `twotower_like`")
+                && md.contains("-0.0100 ± 0.0200")
+                && md.contains("below it, by less than two standard errors"),
+            "{md}"
+        );
         assert!(
             md.contains("`full` 0.0500 (0 of 4 listed engaged videos), co-visitation alone 0.2000"),
             "{md}"
