@@ -10,7 +10,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::kernels;
-use crate::matrix::{Csr, ImplicitCsr, RatingsCsr};
+use crate::matrix::{Csr, ExplicitCell, ImplicitCsr};
 use crate::metrics::{Holdout, Loss, ValidSet, View};
 use crate::pages;
 use crate::params::FitParams;
@@ -180,11 +180,13 @@ pub fn initial_factors(
     (users, videos)
 }
 
-/// Explicit ALS: minimises sum over observed (u, i) of (r_ui - x_u·y_i)^2 plus
+/// Explicit ALS: minimises sum over observed (u, i) of w_ui (r_ui - x_u·y_i)^2 plus
 /// lambda (n_u |x_u|^2 + n_i |y_i|^2) (count scaling) or lambda (|x_u|^2 + |y_i|^2).
-/// `train` is user x video; `holdout` gives the validation RMSE.
-pub fn fit_explicit(
-    train: &RatingsCsr,
+/// `train` is user x video: a `RatingsCsr` (r_ui the mean of the pair's ratings, w_ui = 1,
+/// n_u = the user's cells) or a `RatingRowsCsr` (w_ui = the pair's rows, n_u = the user's
+/// rows, as Spark MLlib); `holdout` gives the validation RMSE.
+pub fn fit_explicit<C: ExplicitCell>(
+    train: &Csr<C>,
     holdout: Option<&Holdout>,
     params: &FitParams,
     on_iteration: &mut dyn FnMut(&IterationStats),
@@ -392,8 +394,8 @@ fn check_finite(values: &[f32], k: usize, side: Side, iteration: usize) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::Implicit;
-    use crate::params::{LambdaScaling, Solver};
+    use crate::matrix::{Implicit, RatingRows, RatingRowsCsr, RatingsCsr};
+    use crate::params::{LambdaScaling, RepeatedRatings, Solver};
 
     fn params(k: usize, lambda: f64, scaling: LambdaScaling, iterations: usize) -> FitParams {
         FitParams {
@@ -527,6 +529,238 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The tiny ratings with user 0 rating video 0 a second time: rows (0,0,4), (0,1,2),
+    /// (1,0,3), (0,0,2); the pair (0, 0) has two rows of mean 3.
+    const REPEATED: ([u32; 4], [u32; 4], [f32; 4]) =
+        ([0, 0, 1, 0], [0, 1, 0, 0], [4.0, 2.0, 3.0, 2.0]);
+
+    /// Fits the REPEATED rows under one rule from y = (1, 2) (x is solved first).
+    fn fit_repeated(rule: RepeatedRatings, p: &FitParams) -> AlsModel {
+        let (rows, cols, ratings) = REPEATED;
+        let (users, videos) = (vec![0.0, 0.0], vec![1.0, 2.0]);
+        match rule {
+            RepeatedRatings::Mean => {
+                let m = RatingsCsr::from_triples(2, 2, &rows, &cols, &ratings).unwrap();
+                fit_from(&m, None, p, users, videos, &mut |_| {})
+            }
+            RepeatedRatings::Each => {
+                let cells = ratings.map(RatingRows::one);
+                let m = RatingRowsCsr::from_triples(2, 2, &rows, &cols, &cells).unwrap();
+                fit_from(&m, None, p, users, videos, &mut |_| {})
+            }
+        }
+        .unwrap()
+    }
+
+    /// Rank 1, two iterations from y = (1, 2), by the scalar updates
+    ///   x_u = sum_i h_ui y_i / (sum_i g_ui y_i^2 + l_u),  y_i = sum_u h_ui x_u / (...)
+    /// where every cell has g = 1, h = r except the repeated (0, 0): g = 1, h = 3 (the
+    /// mean) and one observation in n under "mean"; g = 2, h = 4 + 2 = 6 and two
+    /// observations under "each". So n for user 0 and video 0 is 2 or 3, and 1 for the
+    /// others; l = lambda n (count) or lambda (none). Rounded to f32 as the fit stores.
+    fn hand_solved_repeated(rule: RepeatedRatings, scaling: LambdaScaling) -> [f64; 4] {
+        let (g, h, n) = match rule {
+            RepeatedRatings::Mean => (1.0, 3.0, 2.0),
+            RepeatedRatings::Each => (2.0, 6.0, 3.0),
+        };
+        let l = |count: f64| match scaling {
+            LambdaScaling::Count => 0.1 * count,
+            LambdaScaling::None => 0.1,
+        };
+        let round = |v: f64| v as f32 as f64;
+        let (mut y0, mut y1) = (1.0f64, 2.0f64);
+        let (mut x0, mut x1) = (0.0, 0.0);
+        for _ in 0..2 {
+            x0 = round((h * y0 + 2.0 * y1) / (g * y0 * y0 + y1 * y1 + l(n)));
+            x1 = round(3.0 * y0 / (y0 * y0 + l(1.0)));
+            y0 = round((h * x0 + 3.0 * x1) / (g * x0 * x0 + x1 * x1 + l(n)));
+            y1 = round(2.0 * x0 / (x0 * x0 + l(1.0)));
+        }
+        [x0, x1, y0, y1]
+    }
+
+    #[test]
+    fn repeated_pair_matches_hand_solution_under_both_rules_and_scalings() {
+        for rule in [RepeatedRatings::Mean, RepeatedRatings::Each] {
+            for scaling in [LambdaScaling::Count, LambdaScaling::None] {
+                let model = fit_repeated(rule, &params(1, 0.1, scaling, 2));
+                let got = [
+                    model.users.values[0],
+                    model.users.values[1],
+                    model.videos.values[0],
+                    model.videos.values[1],
+                ];
+                let want = hand_solved_repeated(rule, scaling);
+                for (g, w) in got.iter().zip(want) {
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-6,
+                        "{rule:?} {scaling:?}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_pair_first_user_update_matches_literal_numbers() {
+        // From y = (1, 2), user 0's first update (h y0 + 2 y1) / (g y0^2 + y1^2 + l):
+        //   mean, count: (3 + 4) / (1 + 4 + 0.2) = 1.346153846
+        //   each, count: (6 + 4) / (2 + 4 + 0.3) = 1.587301587
+        //   mean, none:  7 / (5 + 0.1) = 1.372549020
+        //   each, none:  10 / (6 + 0.1) = 1.639344262
+        // and user 1: 3 / (1 + 0.1) = 2.727272727 in every case.
+        for (rule, scaling, x0) in [
+            (RepeatedRatings::Mean, LambdaScaling::Count, 1.346_153_846),
+            (RepeatedRatings::Each, LambdaScaling::Count, 1.587_301_587),
+            (RepeatedRatings::Mean, LambdaScaling::None, 1.372_549_020),
+            (RepeatedRatings::Each, LambdaScaling::None, 1.639_344_262),
+        ] {
+            let model = fit_repeated(rule, &params(1, 0.1, scaling, 1));
+            let users = &model.users.values;
+            assert!(
+                (users[0] as f64 - x0).abs() < 1e-6,
+                "{rule:?} {scaling:?}: {users:?}"
+            );
+            assert!((users[1] as f64 - 2.727_272_727).abs() < 1e-6, "{users:?}");
+        }
+    }
+
+    /// Spark MLlib's explicit ALS, written the plain way: every rating row adds y y^T and
+    /// r y to its user's (or video's) normal equations, with no merging, and count-scaled
+    /// lambda counts rows; each system is solved densely and stored as f32. Entities
+    /// without rows keep a zero factor, as `fit_from` gives them.
+    fn row_by_row_reference(
+        triples: &[(u32, u32, f32)],
+        (n_users, n_videos): (usize, usize),
+        p: &FitParams,
+        mut users: Vec<f32>,
+        mut videos: Vec<f32>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        use nalgebra::{DMatrix, DVector};
+        let k = p.factors;
+        let half_sweep = |solved: &mut Vec<f32>, n: usize, fixed: &[f32], by_user: bool| {
+            for e in 0..n {
+                let mut a = DMatrix::<f64>::zeros(k, k);
+                let mut b = DVector::<f64>::zeros(k);
+                let mut n_rows = 0;
+                for &(u, i, r) in triples {
+                    let (me, other) = if by_user { (u, i) } else { (i, u) };
+                    if me as usize != e {
+                        continue;
+                    }
+                    n_rows += 1;
+                    let y = &fixed[other as usize * k..(other as usize + 1) * k];
+                    for row in 0..k {
+                        b[row] += r as f64 * y[row] as f64;
+                        for col in 0..k {
+                            a[(row, col)] += y[row] as f64 * y[col] as f64;
+                        }
+                    }
+                }
+                let target = &mut solved[e * k..(e + 1) * k];
+                if n_rows == 0 {
+                    target.fill(0.0);
+                    continue;
+                }
+                let lambda = match p.lambda_scaling {
+                    LambdaScaling::Count => p.regularization * n_rows as f64,
+                    LambdaScaling::None => p.regularization,
+                };
+                for j in 0..k {
+                    a[(j, j)] += lambda;
+                }
+                let x = a.lu().solve(&b).unwrap();
+                for (t, v) in target.iter_mut().zip(x.iter()) {
+                    *t = *v as f32;
+                }
+            }
+        };
+        for _ in 0..p.iterations {
+            half_sweep(&mut users, n_users, &videos, true);
+            half_sweep(&mut videos, n_videos, &users, false);
+        }
+        (users, videos)
+    }
+
+    /// 600 rating rows over 30 users x 20 videos drawn from 150 pairs, so most pairs
+    /// repeat (some with different ratings): "each" must give the factors of the
+    /// row-by-row reference, "mean" must not.
+    #[test]
+    fn each_rule_equals_adding_every_row_separately() {
+        use rand::Rng;
+        let (n_users, n_videos) = (30usize, 20usize);
+        let mut rng = common::rng::rng_for(7, "repeated-rows", 0);
+        let pairs: Vec<(u32, u32)> = (0..150)
+            .map(|_| {
+                (
+                    rng.random_range(0..n_users as u32),
+                    rng.random_range(0..n_videos as u32),
+                )
+            })
+            .collect();
+        let triples: Vec<(u32, u32, f32)> = (0..600)
+            .map(|_| {
+                let (u, i) = pairs[rng.random_range(0..pairs.len())];
+                (u, i, rng.random_range(1..=5) as f32)
+            })
+            .collect();
+        let rows: Vec<u32> = triples.iter().map(|t| t.0).collect();
+        let cols: Vec<u32> = triples.iter().map(|t| t.1).collect();
+        let cells: Vec<RatingRows> = triples.iter().map(|t| RatingRows::one(t.2)).collect();
+        let each = RatingRowsCsr::from_triples(n_users, n_videos, &rows, &cols, &cells).unwrap();
+        assert!(each.nnz() < 150, "most pairs repeat: {} cells", each.nnz());
+        let ratings: Vec<f32> = triples.iter().map(|t| t.2).collect();
+        let mean = RatingsCsr::from_triples(n_users, n_videos, &rows, &cols, &ratings).unwrap();
+
+        for scaling in [LambdaScaling::Count, LambdaScaling::None] {
+            let p = FitParams {
+                init_std: 0.5,
+                ..params(3, 0.1, scaling, 4)
+            };
+            let (users, videos) = initial_factors(n_users, n_videos, &p);
+            let (want_users, want_videos) = row_by_row_reference(
+                &triples,
+                (n_users, n_videos),
+                &p,
+                users.clone(),
+                videos.clone(),
+            );
+            let fitted =
+                fit_from(&each, None, &p, users.clone(), videos.clone(), &mut |_| {}).unwrap();
+            let largest_gap = |got: &[f32], want: &[f32]| {
+                got.iter()
+                    .zip(want)
+                    .map(|(g, w)| (*g as f64 - *w as f64).abs())
+                    .fold(0.0, f64::max)
+            };
+            let gap = largest_gap(&fitted.users.values, &want_users)
+                .max(largest_gap(&fitted.videos.values, &want_videos));
+            assert!(
+                gap < 1e-5,
+                "{scaling:?}: each differs from row by row by {gap}"
+            );
+
+            let merged = fit_from(&mean, None, &p, users, videos, &mut |_| {}).unwrap();
+            let gap = largest_gap(&merged.users.values, &want_users);
+            assert!(gap > 1e-2, "{scaling:?}: mean should differ, gap {gap}");
+        }
+    }
+
+    #[test]
+    fn each_and_mean_rules_agree_bit_for_bit_without_repeated_pairs() {
+        let (rows, cols, ratings) = ([0, 0, 1], [0, 1, 0], [4.0f32, 2.0, 3.0]);
+        let cells = ratings.map(RatingRows::one);
+        let each = RatingRowsCsr::from_triples(2, 2, &rows, &cols, &cells).unwrap();
+        let p = params(4, 0.1, LambdaScaling::Count, 3);
+        let a = fit_explicit(&tiny_ratings(), None, &p, &mut |_| {}).unwrap();
+        let b = fit_explicit(&each, None, &p, &mut |_| {}).unwrap();
+        let bits = |f: &Factors| f.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.users), bits(&b.users));
+        assert_eq!(bits(&a.videos), bits(&b.videos));
+        let train = |m: &AlsModel| m.history.iter().map(|s| s.train_metric).collect::<Vec<_>>();
+        assert_eq!(train(&a), train(&b));
     }
 
     /// A planted rank-3 matrix observed at 40 % of cells with Gaussian noise of sd 0.1:

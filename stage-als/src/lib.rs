@@ -25,8 +25,8 @@
 //! candidates.parquet, and does not keep the best iteration when early stopping: the
 //! factors are those of the last iteration run.
 //!
-//! The ALS core (`fit_explicit`, `fit_implicit` on a `RatingsCsr` / `ImplicitCsr`) reads
-//! no files and is public, for tests and for the `als-bench` binary, which times it on the
+//! The ALS core (`fit_explicit` on a `RatingsCsr` or `RatingRowsCsr`, `fit_implicit` on an
+//! `ImplicitCsr`) reads no files and is public, for tests and for the `als-bench` binary, which times it on the
 //! anchors' holdout splits (`evaluate` holds the held-out measures). Threads: `--threads`
 //! or `RELVID_THREADS` (0 = all cores); results do not depend on the count. On x86-64
 //! CPUs with AVX2 and FMA the kernels use fused multiply-adds (and, for k a multiple of
@@ -61,7 +61,7 @@ pub use args::{Args, Config};
 pub use fit::{
     fit_explicit, fit_from, fit_implicit, AlsModel, Factors, FitError, IterationStats, Side,
 };
-pub use matrix::{Implicit, ImplicitCsr, RatingsCsr};
+pub use matrix::{Implicit, ImplicitCsr, RatingRows, RatingRowsCsr, RatingsCsr};
 pub use metrics::Holdout;
 pub use params::{AlsParams, AlsSection, FitParams};
 
@@ -133,6 +133,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     let holdout = (!data.holdout.is_empty()).then_some(&data.holdout);
     let fitted = match &data.matrix {
         TrainMatrix::Explicit(m) => fit_explicit(m, holdout, fit, &mut on_iteration),
+        TrainMatrix::ExplicitRows(m) => fit_explicit(m, holdout, fit, &mut on_iteration),
         TrainMatrix::Implicit(m) => fit_implicit(m, holdout, fit, &mut on_iteration),
     };
     bar.finish_and_clear();

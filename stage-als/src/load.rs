@@ -5,7 +5,9 @@
 //! candidates.parquet (`source_idx`, `candidate_idx`). Which rows count and how:
 //! - a row trains when it is in the train split, routed to the objective, and has a label
 //!   (and, with `value` a signal, that signal);
-//! - explicit mode: the target is the value (the 0/1 label or the signal);
+//! - explicit mode: the target is the value (the 0/1 label or the signal); rows repeating
+//!   a (user, video) pair become one cell of their mean, or a cell weighing all of them
+//!   (`repeated_ratings`);
 //! - implicit mode: a row labelled 1 is a positive (preference 1, confidence
 //!   1 + alpha * value); a row labelled 0 is an explicit negative (preference 0, confidence
 //!   1 + alpha, whatever the value);
@@ -22,14 +24,17 @@ use common::io::{Expect, ParquetInput};
 use common::schema::{files, Split, CANDIDATE_IDX, SOURCE_IDX, USER_IDX, VIDEO_IDX};
 use common::{Error, Interactions, Objective};
 
-use crate::matrix::{Implicit, ImplicitCsr, RatingsCsr};
+use crate::matrix::{Implicit, ImplicitCsr, RatingRows, RatingRowsCsr, RatingsCsr};
 use crate::metrics::Holdout;
-use crate::params::{AlsParams, Mode, ValueSource};
+use crate::params::{AlsParams, Mode, RepeatedRatings, ValueSource};
 
 /// The training matrix of one mode.
 #[derive(Debug, Clone)]
 pub enum TrainMatrix {
+    /// Explicit, a repeated pair's rows merged to their mean.
     Explicit(RatingsCsr),
+    /// Explicit, every rating row counted.
+    ExplicitRows(RatingRowsCsr),
     Implicit(ImplicitCsr),
 }
 
@@ -38,6 +43,7 @@ impl TrainMatrix {
     pub fn nnz(&self) -> usize {
         match self {
             TrainMatrix::Explicit(m) => m.nnz(),
+            TrainMatrix::ExplicitRows(m) => m.nnz(),
             TrainMatrix::Implicit(m) => m.nnz(),
         }
     }
@@ -188,8 +194,8 @@ pub fn load_training(
         .into());
     }
 
-    let matrix = match params.mode {
-        Mode::Explicit => TrainMatrix::Explicit(
+    let matrix = match (params.mode, params.repeated_ratings) {
+        (Mode::Explicit, RepeatedRatings::Mean) => TrainMatrix::Explicit(
             RatingsCsr::from_triples(
                 n_users,
                 n_videos,
@@ -199,7 +205,14 @@ pub fn load_training(
             )
             .context("building the training matrix")?,
         ),
-        Mode::Implicit => TrainMatrix::Implicit(
+        (Mode::Explicit, RepeatedRatings::Each) => {
+            let rows: Vec<RatingRows> = train.values.iter().map(|&v| RatingRows::one(v)).collect();
+            TrainMatrix::ExplicitRows(
+                RatingRowsCsr::from_triples(n_users, n_videos, &train.users, &train.videos, &rows)
+                    .context("building the training matrix")?,
+            )
+        }
+        (Mode::Implicit, _) => TrainMatrix::Implicit(
             ImplicitCsr::from_triples(n_users, n_videos, &train.users, &train.videos, &train.cells)
                 .context("building the training matrix")?,
         ),

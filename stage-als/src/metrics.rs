@@ -224,7 +224,9 @@ impl<C: ExplicitCell> Loss for C {
             let sum = cols
                 .iter()
                 .zip(cells)
-                .map(|(&i, &c)| c.row_count() as f64 * (c.target() - view.score(u, i as usize)).powi(2))
+                .map(|(&i, &c)| {
+                    c.row_count() as f64 * (c.target() - view.score(u, i as usize)).powi(2)
+                })
                 .sum::<f64>();
             (sum, C::observations(cells))
         });
@@ -342,7 +344,7 @@ impl Loss for Implicit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::RatingsCsr;
+    use crate::matrix::{RatingRows, RatingsCsr};
     use crate::solve::gram;
 
     #[test]
@@ -369,6 +371,29 @@ mod tests {
         let measured = f32::valid_metric(&ValidSet::for_rmse(&holdout), &view).unwrap();
         assert!((measured.value - 4.5f64.sqrt()).abs() < 1e-12);
         assert_eq!(measured.n_scored, 2);
+    }
+
+    #[test]
+    fn each_rule_train_rmse_weighs_a_cell_by_its_rows() {
+        // User 0 rated video 0 twice (4 and 2, mean 3), video 1 once (2); user 1 rated
+        // video 0 once (3). Scores x_u y_i: (0,0) 1.5, (0,1) 1, (1,0) 3.
+        let (rows, cols) = ([0, 0, 0, 1], [0, 0, 1, 0]);
+        let cells = [4.0, 2.0, 2.0, 3.0].map(RatingRows::one);
+        let each = Csr::from_triples(2, 2, &rows, &cols, &cells).unwrap();
+        let mean = RatingsCsr::from_triples(2, 2, &rows, &cols, &[4.0, 2.0, 2.0, 3.0]).unwrap();
+        let (users, videos) = ([1.0f32, 2.0], [1.5f32, 1.0]);
+        let view = View {
+            k: 1,
+            users: &users,
+            videos: &videos,
+            users_present: &[true, true],
+            videos_present: &[true, true],
+        };
+        // Each: (2 * 1.5^2 + 1^2 + 0) / 4 rows; mean: (1.5^2 + 1^2 + 0) / 3 cells.
+        let got = RatingRows::train_metric(&each, &view, None);
+        assert!((got - (5.5f64 / 4.0).sqrt()).abs() < 1e-12, "{got}");
+        let got = f32::train_metric(&mean, &view, None);
+        assert!((got - (3.25f64 / 3.0).sqrt()).abs() < 1e-12, "{got}");
     }
 
     #[test]

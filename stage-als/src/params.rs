@@ -30,9 +30,21 @@ pub struct AlsSection {
     pub factors: usize,
     /// L2 weight lambda, >= 0 (0 only with the Cholesky solver). Default 0.1.
     pub regularization: f64,
-    /// `"count"`: lambda times the row's number of observed cells (ALS-WR, as Spark MLlib
-    /// does); `"none"`: plain lambda. Default "count".
+    /// `"count"`: lambda times the row's number of observations (ALS-WR, as Spark MLlib
+    /// does; its cells, or its rating rows under `repeated_ratings = "each"`); `"none"`:
+    /// plain lambda. Default "count".
     pub lambda_scaling: String,
+    /// Explicit mode: how train rows that repeat a (user, video) pair count.
+    /// `"mean"`: the pair is one observation of its rows' mean rating, so a user who rated
+    /// a video twice does not pull it twice as hard; this is the model Spark MLlib fits
+    /// once a log is reduced to one mean rating per pair (a group-by mean first).
+    /// `"each"`: every row is an observation, as Spark MLlib's ALS adds rating rows to its
+    /// normal equations: a pair with n rows and mean m weighs n in the squared loss
+    /// (n (m - x·y)^2) and counts n times in count-scaled lambda, so on a raw log this
+    /// reproduces Spark's fit. The two agree on a log without repeated pairs. Implicit
+    /// mode takes only "mean" (repeated rows already add up their confidence there).
+    /// Default "mean".
+    pub repeated_ratings: String,
     /// Alternating sweeps (users, then videos), >= 1. Default 10.
     pub iterations: usize,
     /// Implicit mode: confidence 1 + alpha * value of a positive row, and 1 + alpha of a
@@ -62,6 +74,7 @@ impl Default for AlsSection {
             factors: 32,
             regularization: 0.1,
             lambda_scaling: "count".to_string(),
+            repeated_ratings: "mean".to_string(),
             iterations: 10,
             alpha: 10.0,
             solver: "auto".to_string(),
@@ -97,6 +110,16 @@ pub enum LambdaScaling {
     Count,
     /// lambda.
     None,
+}
+
+/// How explicit mode counts train rows that repeat a (user, video) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepeatedRatings {
+    /// One observation of the rows' mean rating (`matrix::RatingsCsr`).
+    Mean,
+    /// Every row is an observation, as in Spark MLlib (`matrix::RatingRowsCsr`).
+    Each,
 }
 
 /// How each k x k system is solved.
@@ -137,6 +160,7 @@ impl FitParams {
 pub struct AlsParams {
     pub mode: Mode,
     pub value: ValueSource,
+    pub repeated_ratings: RepeatedRatings,
     pub alpha: f64,
     pub fit: FitParams,
 }
@@ -195,6 +219,28 @@ impl AlsSection {
                 ))
             }
         };
+        let repeated_ratings = match self.repeated_ratings.as_str() {
+            "mean" => RepeatedRatings::Mean,
+            "each" => RepeatedRatings::Each,
+            other => {
+                return Err(param_error(
+                    "repeated_ratings",
+                    quoted(other),
+                    "use \"mean\" or \"each\"",
+                ))
+            }
+        };
+        // Implicit cells already sum the confidence of every repeated row; "each" would
+        // only change the lambda count, which is not what the key promises.
+        if repeated_ratings == RepeatedRatings::Each && mode == Mode::Implicit {
+            return Err(param_error(
+                "repeated_ratings",
+                quoted(&self.repeated_ratings),
+                "applies to mode \"explicit\" only (implicit mode already adds up the \
+                 confidence of repeated rows); set it in the explicit objective's \
+                 als = { ... }",
+            ));
+        }
         if self.iterations == 0 || self.iterations > MAX_ITERATIONS {
             return Err(param_error(
                 "iterations",
@@ -248,6 +294,7 @@ impl AlsSection {
         Ok(AlsParams {
             mode,
             value,
+            repeated_ratings,
             alpha: self.alpha,
             fit: FitParams {
                 factors: self.factors,
@@ -363,6 +410,76 @@ mod tests {
             ..Default::default()
         })
         .contains("lambda_scaling = \"users\""));
+    }
+
+    #[test]
+    fn repeated_ratings_default_to_the_mean() {
+        let params = AlsSection::default().validate(1).unwrap();
+        assert_eq!(params.repeated_ratings, RepeatedRatings::Mean);
+        let implicit = AlsSection {
+            mode: "implicit".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            implicit.validate(1).unwrap().repeated_ratings,
+            RepeatedRatings::Mean
+        );
+    }
+
+    #[test]
+    fn each_repeated_rating_is_accepted_in_explicit_mode() {
+        let section = AlsSection {
+            repeated_ratings: "each".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            section.validate(1).unwrap().repeated_ratings,
+            RepeatedRatings::Each
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_repeated_ratings() {
+        let message = error_of(AlsSection {
+            repeated_ratings: "sum".into(),
+            ..Default::default()
+        });
+        assert!(
+            message.contains("repeated_ratings = \"sum\": use \"mean\" or \"each\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn rejects_each_repeated_rating_in_implicit_mode() {
+        let message = error_of(AlsSection {
+            mode: "implicit".into(),
+            repeated_ratings: "each".into(),
+            ..Default::default()
+        });
+        assert!(
+            message.contains("repeated_ratings = \"each\": applies to mode \"explicit\" only"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn repeated_ratings_is_read_from_an_objective_override() {
+        let text = "[dataset]\nname = \"t\"\nformat = \"synthetic\"\n[als]\nmode = \"implicit\"\n\
+                    [[objective]]\nname = \"like\"\nlabel = \"like\"\nweight = 1.0\n\
+                    [[objective]]\nname = \"rating\"\nlabel = \"rating >= 4\"\nweight = 1.0\n\
+                    als = { mode = \"explicit\", value = \"rating\", repeated_ratings = \"each\" }\n";
+        let config = common::PipelineConfig::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let rule = |objective: &str| {
+            config
+                .objective_section::<AlsSection>("als", objective)
+                .unwrap()
+                .validate(1)
+                .unwrap()
+                .repeated_ratings
+        };
+        assert_eq!(rule("rating"), RepeatedRatings::Each);
+        assert_eq!(rule("like"), RepeatedRatings::Mean);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
 use stage_als::fit::fit_explicit;
-use stage_als::matrix::RatingsCsr;
+use stage_als::matrix::{RatingRows, RatingRowsCsr, RatingsCsr};
 use stage_als::metrics::Holdout;
 use stage_als::params::{FitParams, LambdaScaling};
 
@@ -496,6 +496,129 @@ fn implicit_objective_override_reports_ranking_loss() {
     assert!(s["metrics"]["train_negative_rows"].as_u64().unwrap() > 0);
     assert!(stderr(&output).contains("train_weighted_mse"));
     assert_eq!(output_files(&dir).len(), 3);
+}
+
+/// The rating fixture with users 0 to 3 rating their first train video twice more, each
+/// time with the same rating (1 and 2 ms after the first row, still in train).
+fn repeated_ratings_dataset(rule: &str) -> (tempfile::TempDir, PathBuf, Vec<Row>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (users, videos, rows) = ratings_fixture();
+    let mut repeated = [false; 4];
+    let mut with_repeats = Vec::new();
+    for row in rows {
+        let first = row.split == "train" && row.user < 4 && !repeated[row.user as usize];
+        with_repeats.push(row.clone());
+        if first {
+            repeated[row.user as usize] = true;
+            for later in 1..=2 {
+                let mut again = row.clone();
+                again.ts += later;
+                with_repeats.push(again);
+            }
+        }
+    }
+    let all = vec![true; with_repeats.len()];
+    let candidates = [(0, 1), (0, 2), (3, 4)];
+    write_dataset(
+        &dir,
+        &users,
+        &videos,
+        &with_repeats,
+        &[("rating", all)],
+        &candidates,
+    );
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "[als]\nfactors = 4\niterations = 8\n\n[[objective]]\nname = \"rating\"\n\
+             label = \"rating >= 4\"\nweight = 0.5\n\
+             als = {{ value = \"rating\", repeated_ratings = \"{rule}\" }}\n"
+        ),
+    );
+    (tmp, config, with_repeats)
+}
+
+/// Under "each" a pair rated three times weighs three rows: the stage's factors are those
+/// of the library fit on `RatingRows` cells, and differ from "mean", which (the three
+/// ratings being equal) gives exactly the factors of the log without the repeats.
+#[test]
+fn each_repeated_rating_weighs_every_row_and_mean_keeps_one() {
+    let (plain_tmp, plain_config, _) = ratings_dataset();
+    let plain_dir = plain_tmp.path().join("data");
+    let output = run_stage(&plain_config, &plain_dir, "rating", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let factors = |dir: &Path| {
+        (
+            factor_rows(&dir.join("als_rating_users.parquet")),
+            factor_rows(&dir.join("als_rating_videos.parquet")),
+        )
+    };
+    let plain = factors(&plain_dir);
+
+    let mut by_rule = Vec::new();
+    for rule in ["mean", "each"] {
+        let (tmp, config, rows) = repeated_ratings_dataset(rule);
+        let dir = tmp.path().join("data");
+        let output = run_stage(&config, &dir, "rating", &[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let s = summary(&output);
+        let train: Vec<&Row> = rows.iter().filter(|r| r.split == "train").collect();
+        assert_eq!(s["config"]["als"]["repeated_ratings"], rule);
+        assert_eq!(s["metrics"]["train_rows"], train.len());
+        assert_eq!(s["metrics"]["train_cells"], train.len() - 8);
+        by_rule.push((
+            factors(&dir),
+            train.iter().map(|r| (*r).clone()).collect::<Vec<_>>(),
+            s,
+        ));
+    }
+    let (mean, _, _) = &by_rule[0];
+    let (each, train, s) = &by_rule[1];
+    assert_eq!(
+        mean, &plain,
+        "mean of three equal ratings is the rating itself"
+    );
+    assert_ne!(each.0, plain.0);
+
+    let users: Vec<u32> = train.iter().map(|r| r.user).collect();
+    let videos: Vec<u32> = train.iter().map(|r| r.video).collect();
+    let cells: Vec<RatingRows> = train
+        .iter()
+        .map(|r| RatingRows::one(r.floats["rating"]))
+        .collect();
+    let matrix = RatingRowsCsr::from_triples(12, 8, &users, &videos, &cells).unwrap();
+    let params = FitParams {
+        factors: 4,
+        iterations: 8,
+        ..FitParams::defaults(s["seed"].as_u64().unwrap())
+    };
+    let model = fit_explicit(&matrix, None, &params, &mut |_| {}).unwrap();
+    let library: Vec<Option<Vec<f32>>> = (0..12)
+        .map(|u| model.users.row(u).map(<[f32]>::to_vec))
+        .collect();
+    assert_eq!(each.0, library);
+}
+
+#[test]
+fn each_repeated_rating_in_implicit_mode_fails_before_any_data_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        "[als]\nmode = \"implicit\"\nrepeated_ratings = \"each\"\n\
+         [[objective]]\nname = \"click\"\nlabel = \"click\"\nweight = 1.0\n",
+    );
+    let output = run_stage(&config, &tmp.path().join("no-such-dir"), "click", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            "invalid parameter repeated_ratings = \"each\": applies to mode \"explicit\" only"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("parquet"), "{err}");
+    assert!(output.stdout.is_empty());
 }
 
 #[test]

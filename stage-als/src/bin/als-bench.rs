@@ -8,7 +8,9 @@
 //! one JSON line on stdout (logs on stderr). Implicit confidence: every train row is one
 //! event and a (user, video) pair's events add up to n; the confidence is 1 + alpha * n
 //! (Hu, Koren and Volinsky; relvid's convention), or alpha * n with `--confidence implicit`
-//! (the `implicit` library's convention).
+//! (the `implicit` library's convention). Explicit ratings: rows repeating a pair count as
+//! one observation of their mean (`--repeated-ratings mean`, the stage's default) or each
+//! as an observation (`each`, as Spark MLlib).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +25,8 @@ use serde_json::{json, Value};
 
 use stage_als::evaluate::{ranking_quality, rmse, test_ranks};
 use stage_als::fit::{fit_explicit, fit_implicit, AlsModel, IterationStats};
-use stage_als::matrix::{Implicit, ImplicitCsr, RatingsCsr};
-use stage_als::params::{AlsSection, FitParams, Mode, Solver};
+use stage_als::matrix::{Csr, ExplicitCell, Implicit, ImplicitCsr, RatingRows};
+use stage_als::params::{AlsSection, FitParams, Mode, RepeatedRatings, Solver};
 
 /// Time relvid's ALS on a holdout split (or a generated log) and measure its quality
 #[derive(Debug, Parser)]
@@ -68,6 +70,11 @@ struct Args {
     /// alpha n (the implicit library's)
     #[arg(long, default_value = "relvid")]
     confidence: String,
+    /// Explicit mode: rows repeating a (user, video) pair count as one observation of their
+    /// mean ("mean") or each as one observation ("each", as Spark MLlib), in the loss and
+    /// in count-scaled lambda
+    #[arg(long, default_value = "mean")]
+    repeated_ratings: String,
     /// "auto" (the stage's rule: cg in implicit mode with regularization > 0, else
     /// cholesky), "cg" or "cholesky"
     #[arg(long, default_value = "auto")]
@@ -75,6 +82,10 @@ struct Args {
     /// Conjugate-gradient steps per row and half-sweep (implicit's default is 3)
     #[arg(long, default_value_t = 3)]
     cg_steps: usize,
+    /// Standard deviation of the Gaussian initial factors (the stage's `init_std`); Spark
+    /// MLlib starts from rows of unit norm, which 1/sqrt(factors) matches in scale
+    #[arg(long, default_value_t = 0.1)]
+    init_std: f64,
     /// Worker threads (>= 1)
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -101,6 +112,7 @@ struct Args {
 /// The checked settings.
 struct Bench {
     mode: Mode,
+    repeated_ratings: RepeatedRatings,
     fit: FitParams,
     alpha: f64,
     hkv_confidence: bool,
@@ -122,10 +134,12 @@ fn validate(args: &Args) -> Result<Bench> {
             .lambda_scaling
             .clone()
             .unwrap_or_else(|| mode_default("none", "count")),
+        repeated_ratings: args.repeated_ratings.clone(),
         iterations: args.iterations,
         alpha: args.alpha,
         solver: args.solver.clone(),
         cg_steps: args.cg_steps,
+        init_std: args.init_std,
         ..AlsSection::default()
     };
     let params = section.validate(args.seed)?;
@@ -148,6 +162,7 @@ fn validate(args: &Args) -> Result<Bench> {
     }
     Ok(Bench {
         mode: params.mode,
+        repeated_ratings: params.repeated_ratings,
         fit: params.fit,
         alpha: args.alpha,
         hkv_confidence,
@@ -222,19 +237,31 @@ fn run(args: Args) -> Result<()> {
                 .map(|t| ranking(&matrix, &model, &log, t, k, args.cutoff));
             ((model, fit_s), matrix.nnz(), quality)
         }
-        Mode::Explicit => {
-            let matrix = RatingsCsr::from_triples(
-                log.user_ids.len(),
-                log.video_ids.len(),
-                &log.users,
-                &log.videos,
-                &log.ratings,
-            )?;
-            let model = fit_explicit(&matrix, None, &bench.fit, &mut on_iteration)?;
-            let fit_s = started.elapsed().as_secs_f64();
-            let quality = test.as_ref().map(|t| explicit_quality(&model, &log, t, k));
-            ((model, fit_s), matrix.nnz(), quality)
-        }
+        Mode::Explicit => match bench.repeated_ratings {
+            RepeatedRatings::Mean => {
+                let cells = &log.ratings;
+                explicit_fit(
+                    &log,
+                    cells,
+                    test.as_ref(),
+                    &bench.fit,
+                    started,
+                    &mut on_iteration,
+                )?
+            }
+            RepeatedRatings::Each => {
+                let cells: Vec<RatingRows> =
+                    log.ratings.iter().map(|&r| RatingRows::one(r)).collect();
+                explicit_fit(
+                    &log,
+                    &cells,
+                    test.as_ref(),
+                    &bench.fit,
+                    started,
+                    &mut on_iteration,
+                )?
+            }
+        },
     };
     let (model, fit_s) = model;
 
@@ -260,6 +287,7 @@ fn run(args: Args) -> Result<()> {
         "lambda_scaling": bench.fit.lambda_scaling,
         "solver": bench.fit.solver,
         "cg_steps": (bench.fit.solver == Solver::Cg).then_some(bench.fit.cg_steps),
+        "init_std": bench.fit.init_std,
         "s_per_iter": median(&sweeps),
         "s_per_iter_min": sweeps.iter().copied().fold(f64::INFINITY, f64::min),
         "s_per_iter_all": sweeps,
@@ -280,6 +308,9 @@ fn run(args: Args) -> Result<()> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     });
+    if bench.mode == Mode::Explicit {
+        out["repeated_ratings"] = json!(bench.repeated_ratings);
+    }
     if bench.mode == Mode::Implicit {
         out["alpha"] = json!(bench.alpha);
         out["confidence"] = json!(if bench.hkv_confidence {
@@ -293,6 +324,35 @@ fn run(args: Args) -> Result<()> {
     }
     println!("{out}");
     Ok(())
+}
+
+/// Fits explicit ALS on the log's rows as `cells` (one per row, merged per pair by the
+/// cell type's rule); returns the model with its fit seconds since `started` (building the
+/// cells and the matrix included), the stored cells and the test quality.
+#[allow(clippy::type_complexity)]
+fn explicit_fit<C: ExplicitCell>(
+    log: &Log,
+    cells: &[C],
+    test: Option<&Log>,
+    fit: &FitParams,
+    started: Instant,
+    on_iteration: &mut dyn FnMut(&IterationStats),
+) -> Result<(
+    (AlsModel, f64),
+    usize,
+    Option<serde_json::Map<String, Value>>,
+)> {
+    let matrix = Csr::from_triples(
+        log.user_ids.len(),
+        log.video_ids.len(),
+        &log.users,
+        &log.videos,
+        cells,
+    )?;
+    let model = fit_explicit(&matrix, None, fit, on_iteration)?;
+    let fit_s = started.elapsed().as_secs_f64();
+    let quality = test.map(|t| explicit_quality(&model, log, t, fit.factors));
+    Ok(((model, fit_s), matrix.nnz(), quality))
 }
 
 /// A log with dense indices: ids sorted, index = position.
@@ -647,5 +707,49 @@ impl Peak {
                  FLOP/cycle ({isa})"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validated(extra: &[&str]) -> Result<Bench> {
+        let argv = ["als-bench", "--input", "train.parquet"]
+            .iter()
+            .chain(extra);
+        validate(&Args::parse_from(argv))
+    }
+
+    fn error_of(extra: &[&str]) -> String {
+        match validated(extra) {
+            Ok(_) => panic!("{extra:?} was accepted"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn repeated_ratings_default_to_the_mean_and_take_each() {
+        let rule = |extra: &[&str]| validated(extra).unwrap().repeated_ratings;
+        assert_eq!(rule(&["--mode", "explicit"]), RepeatedRatings::Mean);
+        assert_eq!(
+            rule(&["--mode", "explicit", "--repeated-ratings", "each"]),
+            RepeatedRatings::Each
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_repeated_ratings() {
+        let message = error_of(&["--mode", "explicit", "--repeated-ratings", "sum"]);
+        assert!(message.contains("repeated_ratings = \"sum\""), "{message}");
+    }
+
+    #[test]
+    fn rejects_each_repeated_rating_in_implicit_mode() {
+        let message = error_of(&["--repeated-ratings", "each"]);
+        assert!(
+            message.contains("applies to mode \"explicit\" only"),
+            "{message}"
+        );
     }
 }
