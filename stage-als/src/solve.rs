@@ -530,11 +530,11 @@ fn accumulate_block<C: Cell, const FMA: bool>(
     let mut coefficients = [0.0f64; STEP_ROWS];
     for (step_rows, step_cells) in rows.chunks(STEP_ROWS * k).zip(cells.chunks(STEP_ROWS)) {
         let coefficients = &mut coefficients[..step_cells.len()];
-        let dots = coefficients.chunks_exact_mut(4);
-        for ((group, w), dots) in step_rows
+        let slots = coefficients.chunks_exact_mut(4);
+        for ((group, w), slots) in step_rows
             .chunks_exact(4 * k)
             .zip(step_cells.chunks_exact(4))
-            .zip(dots)
+            .zip(slots)
         {
             let (y0, rest) = group.split_at(k);
             let (y1, rest) = rest.split_at(k);
@@ -552,7 +552,7 @@ fn accumulate_block<C: Cell, const FMA: bool>(
                 kernels::dot4::<FMA>(y, v)
             };
             for t in 0..4 {
-                dots[t] = d * w[t].rhs_weight() + c * w[t].gram_weight() * four[t];
+                slots[t] = d * w[t].rhs_weight() + c * w[t].gram_weight() * four[t];
             }
         }
         let tail = step_cells.len() / 4 * 4;
