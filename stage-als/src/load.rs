@@ -146,16 +146,15 @@ pub fn load_training(
                         counts.3 += (split == Split::Train) as usize;
                         continue;
                     }
-                    Err(negative) => {
+                    Err(bad) => {
                         let name = value_column.map_or(label_signal, |(name, _)| name);
-                        return Err(bad_value(
-                            &interactions.path,
-                            name,
-                            row,
-                            negative,
-                            "implicit confidence 1 + alpha * value needs value >= 0",
-                        )
-                        .into());
+                        let reason = if bad < 0.0 {
+                            "implicit confidence 1 + alpha * value needs value >= 0"
+                        } else {
+                            "implicit confidence 1 + alpha * value overflows f32 (lower alpha \
+                             or rescale the column)"
+                        };
+                        return Err(bad_value(&interactions.path, name, row, bad, reason).into());
                     }
                 };
                 if split == Split::Train {
@@ -235,14 +234,21 @@ pub fn load_training(
 /// The implicit cell of one row: label 1 with value v gives preference 1 and confidence
 /// 1 + alpha v; label 0 gives preference 0 and confidence 1 + alpha (an explicit negative
 /// weighs like one positive event). `Ok(None)` for a row without label or, when positive,
-/// without value; `Err(v)` for a positive with a negative value.
+/// without value; `Err(v)` for a positive with a negative value, or one whose confidence
+/// overflows f32.
 pub fn implicit_cell(label: i8, value: Option<f32>, alpha: f64) -> Result<Option<Implicit>, f32> {
     match (label, value) {
         (1, Some(v)) if v < 0.0 => Err(v),
-        (1, Some(v)) => Ok(Some(Implicit {
-            preference: 1.0,
-            confidence: (1.0 + alpha * v as f64) as f32,
-        })),
+        (1, Some(v)) => {
+            let confidence = (1.0 + alpha * v as f64) as f32;
+            if !confidence.is_finite() {
+                return Err(v);
+            }
+            Ok(Some(Implicit {
+                preference: 1.0,
+                confidence,
+            }))
+        }
         (0, _) => Ok(Some(Implicit {
             preference: 0.0,
             confidence: (1.0 + alpha) as f32,
@@ -420,5 +426,6 @@ mod tests {
     #[test]
     fn negative_value_of_a_positive_is_an_error() {
         assert_eq!(implicit_cell(1, Some(-2.0), 10.0), Err(-2.0));
+        assert_eq!(implicit_cell(1, Some(3e38), 10.0), Err(3e38));
     }
 }

@@ -15,6 +15,12 @@ pub const MAX_FACTORS: usize = 1024;
 /// Largest accepted iteration count.
 pub const MAX_ITERATIONS: usize = 100_000;
 
+/// Range of `init_std`. Below it the factors round to (near) zero in f32 and stay there; far
+/// above it the first sweeps spend themselves undoing the initial scale (a factor's
+/// typical norm is init_std x sqrt(k); 10 is already far above any useful start).
+pub const MIN_INIT_STD: f64 = 1e-6;
+pub const MAX_INIT_STD: f64 = 10.0;
+
 /// The `[als]` section as written in the TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,7 +68,7 @@ pub struct AlsSection {
     /// than this between iterations (the training loss when there is no validation data);
     /// 0 = run every iteration. >= 0. Default 0.
     pub early_stop_tolerance: f64,
-    /// Standard deviation of the Gaussian initial factors, > 0. Default 0.1.
+    /// Standard deviation of the Gaussian initial factors, in [1e-6, 10]. Default 0.1.
     pub init_std: f64,
 }
 
@@ -283,11 +289,11 @@ impl AlsSection {
                 "must be finite and >= 0 (0 = off)",
             ));
         }
-        if !self.init_std.is_finite() || self.init_std <= 0.0 {
+        if !(MIN_INIT_STD..=MAX_INIT_STD).contains(&self.init_std) {
             return Err(param_error(
                 "init_std",
                 self.init_std,
-                "must be finite and > 0",
+                &format!("must lie in [{MIN_INIT_STD}, {MAX_INIT_STD}]"),
             ));
         }
 
@@ -565,12 +571,27 @@ mod tests {
     }
 
     #[test]
-    fn rejects_non_positive_init_std() {
-        assert!(error_of(AlsSection {
-            init_std: 0.0,
+    fn rejects_init_std_outside_its_range() {
+        for (value, shown) in [
+            (0.0, "init_std = 0"),
+            (1e-50, "init_std = 0.0000"),
+            (1e4, "init_std = 10000"),
+        ] {
+            let message = error_of(AlsSection {
+                init_std: value,
+                ..Default::default()
+            });
+            assert!(
+                message.contains(shown) && message.contains("[0.000001, 10]"),
+                "{message}"
+            );
+        }
+        assert!(AlsSection {
+            init_std: MAX_INIT_STD,
             ..Default::default()
-        })
-        .contains("init_std = 0"));
+        }
+        .validate(1)
+        .is_ok());
     }
 
     #[test]

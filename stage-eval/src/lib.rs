@@ -318,7 +318,7 @@ pub fn run(config: &Config) -> Result<Summary> {
     };
     let comparison = report::best_component(&rows, &names, k).and_then(compare_with);
     // The component a user would have picked without the test split: the best on valid.
-    let valid = valid_figures(config);
+    let valid = valid_figures(config, &names, k);
     let comparison_valid_choice = match &valid {
         Some(Ok(valid_rows)) => {
             report::best_component(valid_rows, &names, k).and_then(compare_with)
@@ -428,8 +428,13 @@ pub fn run(config: &Config) -> Result<Summary> {
 }
 
 /// The valid-split figures for the test report: eval_valid.parquet when it was written after
-/// related.parquet (so it measured the current merge); None on a valid-split run.
-fn valid_figures(config: &Config) -> Option<Result<Vec<MetricRow>, String>> {
+/// related.parquet (so it measured the current merge) and holds a sound NDCG at the
+/// headline `k` for every ranking of this run; None on a valid-split run.
+fn valid_figures(
+    config: &Config,
+    rankings: &[String],
+    k: usize,
+) -> Option<Result<Vec<MetricRow>, String>> {
     if config.split != common::Split::Test {
         return None;
     }
@@ -447,7 +452,9 @@ fn valid_figures(config: &Config) -> Option<Result<Vec<MetricRow>, String>> {
             valid.display(),
             related.display()
         )),
-        _ => report::read_parquet(&valid).map_err(|e| format!("{e:#}")),
+        _ => report::read_parquet(&valid)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|rows| report::check_valid_figures(&valid, rows, rankings, k)),
     })
 }
 

@@ -142,6 +142,44 @@ pub fn best_component(rows: &[MetricRow], rankings: &[String], k: usize) -> Opti
         .map(|(name, _)| name.to_string())
 }
 
+/// Rejects valid-split figures that cannot stand next to this run's: a value outside
+/// [0, 1] (every metric is a share or a mean of shares), or a ranking of this run without
+/// an NDCG at the headline K (the valid run had other `k` or other objectives).
+pub fn check_valid_figures(
+    path: &std::path::Path,
+    rows: Vec<MetricRow>,
+    rankings: &[String],
+    k: usize,
+) -> Result<Vec<MetricRow>, String> {
+    if let Some(row) = rows
+        .iter()
+        .find(|r| r.value.is_some_and(|v| !(0.0..=1.0).contains(&v)))
+    {
+        return Err(format!(
+            "{}: {} of `{}` ({}, K = {}) is {}, outside [0, 1]",
+            path.display(),
+            row.metric,
+            row.ranking,
+            row.objective,
+            row.k,
+            row.value.unwrap_or(f64::NAN)
+        ));
+    }
+    let has_ndcg = |name: &str| {
+        rows.iter().any(|r| {
+            r.ranking == name && r.objective == "all" && r.metric == "ndcg" && r.k as usize == k
+        })
+    };
+    if let Some(missing) = rankings.iter().find(|name| !has_ndcg(name)) {
+        return Err(format!(
+            "{} has no NDCG@{k} of `{missing}` (re-run stage-eval --split valid with the \
+             current settings)",
+            path.display()
+        ));
+    }
+    Ok(rows)
+}
+
 fn find<'a>(
     rows: &'a [MetricRow],
     ranking: &str,
@@ -258,7 +296,7 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
     );
 
     let _ = writeln!(md, "## NDCG@{k} per objective\n");
-    let mut header = format!("| ranking | all |");
+    let mut header = "| ranking | all |".to_string();
     let mut rule = "|---|---:|".to_string();
     for o in &c.objectives {
         let _ = write!(header, " {o} |");
@@ -567,6 +605,31 @@ mod tests {
         );
         // MRR was not given: shown as a dash, never NaN.
         assert!(!md.contains("NaN"));
+    }
+
+    #[test]
+    fn valid_figures_out_of_range_or_without_a_current_ranking_are_refused() {
+        let path = std::path::Path::new("eval_valid.parquet");
+        let names = vec!["covisitation".to_string(), "full".to_string()];
+        let sound = vec![
+            row("covisitation", "ndcg", 20, 0.4),
+            row("full", "ndcg", 20, 0.5),
+        ];
+        assert!(check_valid_figures(path, sound.clone(), &names, 20).is_ok());
+
+        for bad in [f64::NAN, -0.1, 1.5] {
+            let mut rows = sound.clone();
+            rows[0].value = Some(bad);
+            let reason = check_valid_figures(path, rows, &names, 20).unwrap_err();
+            assert!(
+                reason.contains("ndcg of `covisitation`") && reason.contains("outside [0, 1]"),
+                "{reason}"
+            );
+        }
+        let reason = check_valid_figures(path, sound.clone(), &names, 10).unwrap_err();
+        assert!(reason.contains("no NDCG@10 of `covisitation`"), "{reason}");
+        let reason = check_valid_figures(path, sound[..1].to_vec(), &names, 20).unwrap_err();
+        assert!(reason.contains("no NDCG@20 of `full`"), "{reason}");
     }
 
     #[test]

@@ -12,10 +12,10 @@ use crate::config::{Config, MergeSection};
 
 /// Merge the per-objective similarities into one ranked related-video list per video.
 ///
-/// Reads DIR/candidates.parquet, DIR/routing.parquet (user_idx, ts, p_<objective>) and, for
-/// every configured objective, DIR/als_<objective>.parquet (linear_score) and
-/// DIR/twotower_<objective>.parquet (nonlinear_score), one row per candidate row in the same
-/// order. Writes DIR/weights.parquet (the learned objective weights), then
+/// Reads DIR/candidates.parquet, DIR/routing.parquet (user_idx, ts, split, p_<objective>;
+/// train and valid rows) and, for every configured objective, DIR/als_<objective>.parquet
+/// (linear_score) and DIR/twotower_<objective>.parquet (nonlinear_score), one row per
+/// candidate row in the same order. Writes DIR/weights.parquet (the learned objective weights), then
 /// DIR/related.parquet (source_idx, source_id, rank, candidate_idx, candidate_id, score,
 /// s_<objective>, contrib_<objective>, s_covisitation, contrib_covisitation), sorted by
 /// (source_idx, rank); a row's contributions add up to its score.

@@ -78,6 +78,9 @@ pub fn pair_labels(
         .collect()
 }
 
+/// One label per candidate row (`pair_labels`).
+pub type PairLabels = Vec<Option<bool>>;
+
 /// The labels of every candidate pair from the valid split of `dir`: per objective (the
 /// candidate engaged with `labels[k]` after the source), then "engaged at all" (for the
 /// co-visitation score). Errors when the valid split has no engagement followed by another
@@ -88,7 +91,7 @@ pub fn valid_labels(
     window_ms: Option<i64>,
     source_idx: &[u32],
     candidate_idx: &[u32],
-) -> Result<(Vec<Vec<Option<bool>>>, Vec<Option<bool>>)> {
+) -> Result<(Vec<PairLabels>, PairLabels)> {
     let (path, rows) = truth::read_rows(dir, labels, Split::Valid)?;
     let truth = truth::build(&rows, labels.len(), window_ms);
     if truth.sources.is_empty() {

@@ -3,7 +3,8 @@
 //! Reads, in the dataset folder:
 //! - `candidates.parquet`: `source_idx` UInt32, `source_id`, `candidate_idx` UInt32,
 //!   `candidate_id` (Int64 or Utf8), `score` Float32 (co-visitation), sorted by source;
-//! - `routing.parquet`: `user_idx` UInt32, `ts` Timestamp(ms), `p_<obj>` Float32 per objective;
+//! - `routing.parquet`: `user_idx` UInt32, `ts` Timestamp(ms), `split` Utf8 (test rows are
+//!   skipped), `p_<obj>` Float32 per objective;
 //! - per objective, `als_<obj>.parquet` (`linear_score` Float32) and
 //!   `twotower_<obj>.parquet` (`nonlinear_score` Float32), each with `source_idx` and
 //!   `candidate_idx` equal to candidates.parquet's, row by row;

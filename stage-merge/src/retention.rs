@@ -90,6 +90,7 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
         input.check_column(name, expect)?;
     }
     let (mut first_ms, mut last_ms, mut n_rows) = (i64::MAX, i64::MIN, 0u64);
+    let mut last_row = 0usize;
     let mut splits = Vec::new();
     let mut offset = 0usize;
     for batch in input.batches(&columns[1..3])? {
@@ -98,19 +99,38 @@ pub fn read_user_weeks(dir: &Path, objectives: &[&str]) -> Result<UserWeeks> {
         splits.clear();
         decode_splits(batch.column(1), &path, offset, &mut splits)?;
         offset += ts.len();
-        for (&t, &split) in ts.iter().zip(&splits) {
+        for (row_in_batch, (&t, &split)) in ts.iter().zip(&splits).enumerate() {
             if split == Split::Test {
                 continue;
             }
             n_rows += 1;
             first_ms = first_ms.min(t);
-            last_ms = last_ms.max(t);
+            if t > last_ms {
+                last_ms = t;
+                last_row = offset - ts.len() + row_in_batch;
+            }
         }
     }
     if n_rows == 0 {
         return Err(Error::Empty {
             path,
             what: "no train or valid routing rows: cannot learn objective weights".into(),
+        }
+        .into());
+    }
+    // Week numbers are u32 in the user-week keys; a timestamp further out would wrap them.
+    let within_calendar = last_ms
+        .checked_sub(first_ms)
+        .is_some_and(|span| span / WEEK_MS <= u32::MAX as i64);
+    if !within_calendar {
+        return Err(Error::BadValue {
+            path,
+            column: TS.to_string(),
+            row: last_row as u64,
+            value: format!("{last_ms} ms"),
+            reason: format!(
+                "more than 2^32 weeks after the first train or valid row ({first_ms} ms)"
+            ),
         }
         .into());
     }

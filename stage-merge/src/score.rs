@@ -17,9 +17,9 @@
 //!   under `negative_similarity = "excess"` (default), s_k is read against r, the mean s_j of
 //!   the positive objectives: the part up to r is evidence that the videos are related (the
 //!   users who disliked the candidate had watched the source), only the excess over r is
-//!   evidence that the candidate is disliked more than it is liked. So t_k = max(0, s_k - r)
-//!   - min(s_k, r), and f_k t_k = |f_k| min(s_k, r) - |f_k| max(0, s_k - r): a tent that
-//!   rises with s_k up to r and falls after. `raw` subtracts |f_k| s_k, which removes
+//!   evidence that the candidate is disliked more than it is liked. So
+//!   t_k = max(0, s_k - r) - min(s_k, r), and f_k t_k = |f_k| min(s_k, r) -
+//!   |f_k| max(0, s_k - r): a tent that rises with s_k up to r and falls after. `raw` subtracts |f_k| s_k, which removes
 //!   relatedness itself (Star Wars then loses Return of the Jedi on MovieLens).
 //! - c: the percentile of the co-visitation score of stage 1 among all candidate pairs, the
 //!   strongest single relatedness signal, with f_0 = covisitation_weight x (sum of the

@@ -617,6 +617,30 @@ fn probability_outside_zero_one_is_an_error() {
 }
 
 #[test]
+fn a_timestamp_beyond_the_week_calendar_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture(tmp.path(), 35);
+    write(
+        &tmp.path().join("routing.parquet"),
+        vec![
+            ("user_idx", u32_array(vec![0, 1])),
+            ("ts", timestamp_ms_array(vec![0, i64::MAX / 2])),
+            ("split", Arc::new(StringArray::from(vec!["train"; 2]))),
+            ("p_like", f32s(vec![0.5, 0.5])),
+            ("p_dislike", f32s(vec![0.5, 0.5])),
+        ],
+    );
+    let out = run(tmp.path(), &write_config(tmp.path(), ""), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("routing.parquet: column \"ts\", row 1") && err.contains("2^32 weeks"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("weights.parquet").exists());
+}
+
+#[test]
 fn missing_probability_column_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     fixture(tmp.path(), 35);
