@@ -105,7 +105,13 @@ impl Args {
         if let Some(solver) = self.solver {
             section.solver = solver;
         }
-        let params = section.validate(self.common.seed)?;
+        let params = section.validate(self.common.seed).map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (in [als] for objective \"{}\" of {})",
+                self.objective,
+                self.config.display()
+            )
+        })?;
         Ok(Config {
             config_path: self.config,
             dir: self.dir,

@@ -130,7 +130,8 @@ impl FitError {
             } => format!(
                 "singular normal equations for {side} {} in iteration {iteration} ({n_obs} \
                  observed cells, {n_factors} factors): the least-squares problem has no unique \
-                 solution; set regularization > 0",
+                 solution; set regularization > 0, or rescale the value column if its values \
+                 are huge (the system loses its precision in f64)",
                 name(side, row)
             ),
             FitError::NonFinite {
@@ -139,7 +140,8 @@ impl FitError {
                 iteration,
             } => format!(
                 "non-finite value in the {side} factors at row {row} ({side} {}) after \
-                 iteration {iteration}: lower alpha or raise regularization",
+                 iteration {iteration}: lower alpha (implicit mode), raise regularization or \
+                 rescale the value column",
                 name(side, row)
             ),
         }
