@@ -142,14 +142,19 @@ else
 endif
 
 # Benchmark (scripts/bench/run.sh): `make all ROWS=N` for each of BENCH_ROWS with every stage
-# timed, then relvid next to the anchor tools of shared/bench; report in bench/results/.
-# BENCH_ANCHORS=0 skips the anchors; BENCH_ROWS="" skips the sizes.
-BENCH_ROWS    ?= 1000000 5000000 20000000
+# timed, then relvid next to the anchor tools of shared/bench. BENCH_ANCHORS=0 skips the
+# anchors; BENCH_ROWS="" skips the sizes. The report goes to bench/results/ (the committed
+# figures) only for the full default run; any smaller run writes bench/work/results/, so a
+# quick check never replaces them. BENCH_OUT=DIR chooses the folder.
+BENCH_DEFAULT_ROWS := 1000000 5000000 20000000
+BENCH_ROWS    ?= $(BENCH_DEFAULT_ROWS)
 BENCH_ANCHORS ?= 1
 BENCH_PY      ?= /tmp/benchvenv/bin/python
 BENCH_WORK    ?= /tmp/relvid-bench
+BENCH_OUT     ?= $(if $(and $(filter 1,$(BENCH_ANCHORS)),$(filter "$(BENCH_DEFAULT_ROWS)","$(strip $(BENCH_ROWS))")),bench/results,bench/work/results)
 .PHONY: bench
 bench: build
 	BENCH_ROWS="$(BENCH_ROWS)" BENCH_ANCHORS=$(BENCH_ANCHORS) BENCH_PY=$(BENCH_PY) \
-	  BENCH_WORK=$(BENCH_WORK) THREADS=$(if $(filter 0,$(THREADS)),2,$(THREADS)) SHARED=$(SHARED) \
+	  BENCH_WORK=$(BENCH_WORK) BENCH_OUT=$(BENCH_OUT) \
+	  THREADS=$(if $(filter 0,$(THREADS)),2,$(THREADS)) SHARED=$(SHARED) \
 	  bash scripts/bench/run.sh
