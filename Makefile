@@ -71,10 +71,30 @@ $(STAMPS)/objectives.mk: $(CONFIG) $(BIN)/relvid-config FORCE
 $(STAMPS)/%.json: $(STAMPS)/objectives.mk ;
 $(STAMPS)/source.txt: $(STAMPS)/objectives.mk ;
 
+# Every stage checks its own section (and each objective's overrides) before the first stage
+# reads any data, so a typo in [merge] fails in a second, not after the models have trained.
+# Re-checked when a stamp or a binary changes; order-only for ingest, so it re-runs nothing.
+STAGE_STAMPS := $(foreach s,ingest candidates coordinate merge eval,$(STAMPS)/$(s).json) \
+                $(foreach o,$(OBJECTIVES),$(STAMPS)/als-$(o).json $(STAMPS)/twotower-$(o).json)
+$(STAMPS)/checked: $(STAGE_STAMPS) $(STAMPS)/source.txt $(addprefix $(BIN)/,$(STAGES))
+	@$(BIN)/stage-ingest $(FLAGS) $(if $(RAW),--raw $(RAW)) $(if $(ROWS),--rows $(ROWS)) \
+	  --check-config >/dev/null
+	@for s in candidates merge eval; do \
+	  $(BIN)/stage-$$s $(FLAGS) --check-config >/dev/null || exit 1; done
+	@$(BIN)/stage-coordinate $(FLAGS) --device $(DEVICE) --check-config >/dev/null
+	@for o in $(OBJECTIVES); do \
+	  $(BIN)/stage-als $(FLAGS) --objective $$o --check-config >/dev/null || exit 1; \
+	  $(BIN)/stage-twotower $(FLAGS) --objective $$o --device $(DEVICE) --check-config \
+	    >/dev/null || exit 1; \
+	done
+	@echo "settings of every stage checked"
+	@touch $@
+
 FORCE:
 
 # 1. Canonical tables. interactions.parquet is renamed into place last, so it marks all three.
-$(OUT)/interactions.parquet: $(BIN)/stage-ingest $(STAMPS)/ingest.json $(STAMPS)/source.txt
+$(OUT)/interactions.parquet: $(BIN)/stage-ingest $(STAMPS)/ingest.json $(STAMPS)/source.txt \
+                             | $(STAMPS)/checked
 	$(BIN)/stage-ingest $(FLAGS) $(if $(RAW),--raw $(RAW)) $(if $(ROWS),--rows $(ROWS))
 
 # 2. Co-visitation candidates.

@@ -30,6 +30,10 @@ pub struct CommonArgs {
     /// Never draw progress bars (a plain log line per step is printed instead)
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Only check the settings (config file and flags), read and write no data, and exit
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 impl CommonArgs {
@@ -54,6 +58,30 @@ impl CommonArgs {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .build_global();
+    }
+}
+
+/// Checks a stage's settings and runs it: with `check_only` (`--check-config`) it stops
+/// after `settings` and prints `<stage>: settings ok` on stdout, so that make can check
+/// every stage's section before the first stage reads any data; otherwise as `run_stage`.
+pub fn run_stage_checked<C>(
+    stage: &str,
+    check_only: bool,
+    settings: impl FnOnce() -> anyhow::Result<C>,
+    body: impl FnOnce(C) -> anyhow::Result<Summary>,
+) -> ExitCode {
+    if !check_only {
+        return run_stage(stage, || body(settings()?));
+    }
+    match settings() {
+        Ok(_) => {
+            println!("{stage}: settings ok");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{stage}: error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -9,5 +9,11 @@ use stage_als::{run, Args, STAGE};
 fn main() -> ExitCode {
     let args = Args::parse();
     args.common.init();
-    common::cli::run_stage(STAGE, || run(&args.into_config()?))
+    let check_only = args.common.check_config;
+    common::cli::run_stage_checked(
+        STAGE,
+        check_only,
+        || args.into_config(),
+        |config| run(&config),
+    )
 }

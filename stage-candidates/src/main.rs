@@ -9,8 +9,11 @@ use stage_candidates::args::Args;
 fn main() -> ExitCode {
     let args = Args::parse();
     args.common.init();
-    common::cli::run_stage(stage_candidates::STAGE, || {
-        let config = args.into_config()?;
-        stage_candidates::run(&config)
-    })
+    let check_only = args.common.check_config;
+    common::cli::run_stage_checked(
+        stage_candidates::STAGE,
+        check_only,
+        || args.into_config(),
+        |config| stage_candidates::run(&config),
+    )
 }

@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     relvid_nn::device::configure_process(args.common.threads);
     args.common.init();
-    common::cli::run_stage("stage-coordinate", || {
-        stage_coordinate::run(&args.into_config()?)
-    })
+    let check_only = args.common.check_config;
+    common::cli::run_stage_checked(
+        "stage-coordinate",
+        check_only,
+        || args.into_config(),
+        |config| stage_coordinate::run(&config),
+    )
 }

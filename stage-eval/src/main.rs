@@ -10,8 +10,11 @@ use stage_eval::args::Args;
 fn main() -> ExitCode {
     let args = Args::parse();
     args.common.init();
-    common::cli::run_stage(stage_eval::STAGE, || {
-        let config = args.into_config()?;
-        stage_eval::run(&config)
-    })
+    let check_only = args.common.check_config;
+    common::cli::run_stage_checked(
+        stage_eval::STAGE,
+        check_only,
+        || args.into_config(),
+        |config| stage_eval::run(&config),
+    )
 }

@@ -10,5 +10,11 @@ use stage_ingest::args::Args;
 fn main() -> ExitCode {
     let args = Args::parse();
     args.common.init();
-    common::cli::run_stage("stage-ingest", || stage_ingest::run(&args.into_config()?))
+    let check_only = args.common.check_config;
+    common::cli::run_stage_checked(
+        "stage-ingest",
+        check_only,
+        || args.into_config(),
+        |config| stage_ingest::run(&config),
+    )
 }

@@ -10,8 +10,11 @@ use stage_merge::args::Args;
 fn main() -> ExitCode {
     let args = Args::parse();
     args.common.init();
-    common::cli::run_stage(stage_merge::STAGE, || {
-        let config = args.into_config()?;
-        stage_merge::run(&config)
-    })
+    let check_only = args.common.check_config;
+    common::cli::run_stage_checked(
+        stage_merge::STAGE,
+        check_only,
+        || args.into_config(),
+        |config| stage_merge::run(&config),
+    )
 }

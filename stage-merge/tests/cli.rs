@@ -617,6 +617,38 @@ fn probability_outside_zero_one_is_an_error() {
 }
 
 #[test]
+fn check_config_validates_the_settings_without_reading_or_writing_data() {
+    // An empty folder: the check must not look for any input.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(
+        tmp.path(),
+        &write_config(tmp.path(), "top_n = 10"),
+        &["--check-config"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "stage-merge: settings ok"
+    );
+    let bad = run(
+        tmp.path(),
+        &write_config(tmp.path(), "combin = \"max\""),
+        &["--check-config"],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("unknown field `combin`"),
+        "{}",
+        stderr(&bad)
+    );
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, vec![std::ffi::OsString::from("test.toml")]);
+}
+
+#[test]
 fn a_timestamp_beyond_the_week_calendar_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     fixture(tmp.path(), 35);

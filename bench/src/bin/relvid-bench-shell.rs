@@ -3,6 +3,8 @@
 //!
 //! Reads `RELVID_BENCH_LOG` (results file), `RELVID_BENCH_TAG`, `RELVID_BENCH_ROWS` and
 //! `RELVID_BENCH_MATCH` (only commands containing this text are measured; default: all).
+//! Settings checks (`--check-config`, run by make before the first stage) are never
+//! measured: they read no data and would count as extra runs of every stage.
 //! A measured command's stdout passes through unchanged and one record is appended to the
 //! results file; any other command is handed to /bin/sh by exec, untouched. The exit code
 //! is the command's.
@@ -17,7 +19,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.last().cloned().unwrap_or_default();
     let log = std::env::var_os("RELVID_BENCH_LOG").map(PathBuf::from);
-    let wanted = std::env::var("RELVID_BENCH_MATCH").map_or(true, |m| command.contains(&m));
+    let wanted = !command.contains("--check-config")
+        && std::env::var("RELVID_BENCH_MATCH").map_or(true, |m| command.contains(&m));
     let Some(log) = log.filter(|_| wanted) else {
         let err = Command::new(measure::SHELL).args(&args).exec();
         eprintln!("relvid-bench-shell: cannot run {}: {err}", measure::SHELL);

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         verbose: 0,
         quiet: false,
         no_progress: false,
+        check_config: false,
     };
     common.init();
     match run(&args) {
