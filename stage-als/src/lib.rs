@@ -151,6 +151,15 @@ pub fn run(config: &Config) -> Result<Summary> {
         .zip(&candidates)
         .filter(|(&s, &c)| !(model.videos.present[s as usize] && model.videos.present[c as usize]))
         .count();
+    // Such a pair scores 0, whatever the videos; when that is most pairs, the objective's
+    // linear similarity says little and the merge leans on its other terms.
+    if pairs_without_factor * 2 > sources.len() {
+        tracing::warn!(
+            "objective {objective}: {pairs_without_factor} of {} candidate pairs have a video \
+             without a factor (no routed training row gave it one), and score 0",
+            sources.len()
+        );
+    }
     let meta = common::stage_meta(
         STAGE,
         env!("CARGO_PKG_VERSION"),

@@ -61,6 +61,9 @@ use crate::train::TrainData;
 /// Stage name in logs, metadata and the summary.
 pub const STAGE: &str = "stage-coordinate";
 
+/// A routing valid AUC below this gets a warning: the routing is close to random.
+const NEAR_CHANCE_AUC: f64 = 0.55;
+
 /// The model file written next to routing.parquet.
 pub const MODEL_FILE: &str = "coordinate.safetensors";
 
@@ -185,6 +188,17 @@ pub fn run(config: &Config) -> Result<Summary> {
             objective.valid_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
             objective.test_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
         );
+        // Routing by a probability that does not rank the objective's labels is close to
+        // routing at random: the objective's models then learn from an arbitrary subset.
+        if let Some(auc) = objective.valid_auc.filter(|&a| a < NEAR_CHANCE_AUC) {
+            tracing::warn!(
+                "objective {}: the Coordinating Network's valid AUC is {auc:.3}, near or below \
+                 chance, so its routing ({:.1}% of rows) hardly depends on the label (too few \
+                 or too noisy positives in this log, or a wrong label rule)",
+                objective.name,
+                100.0 * objective.routed_share
+            );
+        }
     }
 
     // Outputs.
