@@ -36,6 +36,8 @@ endif
 STAGES  := stage-ingest stage-candidates stage-coordinate stage-als stage-twotower stage-merge \
            stage-eval
 FLAGS   := --config $(CONFIG) --dir $(OUT) --seed $(SEED)
+# Recursive (=): RAW and ROWS may be set on the command line or remembered per dataset.
+INGEST_FLAGS = $(if $(RAW),--raw $(RAW)) $(if $(ROWS),--rows $(ROWS))
 STAMPS  := $(OUT)/config
 
 .PHONY: all build ingest candidates coordinate als twotower merge eval test clean fetch help
@@ -77,8 +79,7 @@ $(STAMPS)/source.txt: $(STAMPS)/objectives.mk ;
 STAGE_STAMPS := $(foreach s,ingest candidates coordinate merge eval,$(STAMPS)/$(s).json) \
                 $(foreach o,$(OBJECTIVES),$(STAMPS)/als-$(o).json $(STAMPS)/twotower-$(o).json)
 $(STAMPS)/checked: $(STAGE_STAMPS) $(STAMPS)/source.txt $(addprefix $(BIN)/,$(STAGES))
-	@$(BIN)/stage-ingest $(FLAGS) $(if $(RAW),--raw $(RAW)) $(if $(ROWS),--rows $(ROWS)) \
-	  --check-config >/dev/null
+	@$(BIN)/stage-ingest $(FLAGS) $(INGEST_FLAGS) --check-config >/dev/null
 	@for s in candidates merge eval; do \
 	  $(BIN)/stage-$$s $(FLAGS) --check-config >/dev/null || exit 1; done
 	@$(BIN)/stage-coordinate $(FLAGS) --device $(DEVICE) --check-config >/dev/null
@@ -95,7 +96,7 @@ FORCE:
 # 1. Canonical tables. interactions.parquet is renamed into place last, so it marks all three.
 $(OUT)/interactions.parquet: $(BIN)/stage-ingest $(STAMPS)/ingest.json $(STAMPS)/source.txt \
                              | $(STAMPS)/checked
-	$(BIN)/stage-ingest $(FLAGS) $(if $(RAW),--raw $(RAW)) $(if $(ROWS),--rows $(ROWS))
+	$(BIN)/stage-ingest $(FLAGS) $(INGEST_FLAGS)
 
 # 2. Co-visitation candidates.
 $(OUT)/candidates.parquet: $(OUT)/interactions.parquet $(BIN)/stage-candidates $(STAMPS)/candidates.json

@@ -26,8 +26,8 @@
 //! factors are those of the last iteration run.
 //!
 //! The ALS core (`fit_explicit` on a `RatingsCsr` or `RatingRowsCsr`, `fit_implicit` on an
-//! `ImplicitCsr`) reads no files and is public, for tests and for the `als-bench` binary, which times it on the
-//! anchors' holdout splits (`evaluate` holds the held-out measures). Threads: `--threads`
+//! `ImplicitCsr`) reads no files and is public, for tests and for the `als-bench` binary,
+//! which times it on the anchors' holdout splits (`evaluate` holds the held-out measures). Threads: `--threads`
 //! or `RELVID_THREADS` (0 = all cores); results do not depend on the count. On x86-64
 //! CPUs with AVX2 and FMA the kernels use fused multiply-adds (and, for k a multiple of
 //! 4, the explicit AVX2 kernels of `avx2`), so factors can differ in the last bits from a
