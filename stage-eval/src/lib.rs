@@ -23,6 +23,7 @@ pub mod args;
 pub mod config;
 pub mod inputs;
 pub mod metrics;
+pub mod parts;
 pub mod plots;
 pub mod rankings;
 pub mod report;
@@ -38,6 +39,7 @@ use stage_merge::score::{Combine, ScoreSettings};
 
 pub use config::Config;
 use metrics::MetricRow;
+use parts::{MergeInputs, Models, Part};
 use rankings::Ranking;
 
 /// Stage name in logs, summaries and file metadata.
@@ -198,15 +200,19 @@ pub fn run(config: &Config) -> Result<Summary> {
         None => Vec::new(),
     };
     let previous = ScoreSettings::PREVIOUS;
+    let both = |factors: &[f64], settings: ScoreSettings| MergeInputs {
+        models: Models::Both,
+        factors: factors.to_vec(),
+        settings,
+    };
     let mut merges = vec![
         (
             "merged_equal".to_string(),
-            vec![1.0; n_objectives],
-            config.score,
+            both(&vec![1.0; n_objectives], config.score),
         ),
-        ("merged_manual".to_string(), manual.clone(), config.score),
-        ("full".to_string(), full_factors.clone(), config.score),
-        ("full_previous".to_string(), full_factors.clone(), previous),
+        ("merged_manual".to_string(), both(&manual, config.score)),
+        ("full".to_string(), both(&full_factors, config.score)),
+        ("full_previous".to_string(), both(&full_factors, previous)),
     ];
     // `full` under the other combine rules, all else equal, for the before/after figures.
     for (combine, label) in [
@@ -221,17 +227,40 @@ pub fn run(config: &Config) -> Result<Summary> {
                 combine,
                 ..config.score
             };
-            merges.push((format!("full_{label}"), full_factors.clone(), settings));
+            merges.push((format!("full_{label}"), both(&full_factors, settings)));
+        }
+    }
+    // `full` without each part of its formula (merged_manual is the one without w_k).
+    let parts: Vec<Part> = Part::ALL
+        .into_iter()
+        .filter(|&part| part.inputs(&manual, &full_factors, &config.score).is_some())
+        .collect();
+    for &part in &parts {
+        if let Some(inputs) = part.inputs(&manual, &full_factors, &config.score) {
+            if !merges.iter().any(|(name, _)| name == part.ranking()) {
+                merges.push((part.ranking().to_string(), inputs));
+            }
         }
     }
     let mut full_score = Vec::new();
-    for (name, factors, settings) in merges {
-        let (linear, nonlinear, covisitation) = if settings.calibrated() {
+    for (name, inputs) in merges {
+        let (linear, nonlinear, covisitation) = if inputs.settings.calibrated() {
             (&linear_prob, &nonlinear_prob, &covisitation_prob)
         } else {
             (&linear_cdf, &nonlinear_cdf, &covisitation_cdf)
         };
-        let score = rankings::merged_score(linear, nonlinear, covisitation, &factors, &settings);
+        let (linear, nonlinear) = match inputs.models {
+            Models::Both => (linear, nonlinear),
+            Models::NonlinearOnly => (nonlinear, nonlinear),
+            Models::LinearOnly => (linear, linear),
+        };
+        let score = rankings::merged_score(
+            linear,
+            nonlinear,
+            covisitation,
+            &inputs.factors,
+            &inputs.settings,
+        );
         ranked.push(Ranking {
             name: name.clone(),
             lists: rankings::by_score(&candidates, &score, sources, top_n),
@@ -317,6 +346,24 @@ pub fn run(config: &Config) -> Result<Summary> {
         })
     };
     let comparison = report::best_component(&rows, &names, k).and_then(compare_with);
+    // What each part adds: `full` without it against `full`, source by source.
+    let part_effects: Vec<report::PartEffect> = parts
+        .iter()
+        .filter_map(|&part| {
+            let (difference, standard_error, n_sources) = metrics::paired_ndcg_difference(
+                lists_of(part.ranking())?,
+                lists_of("full")?,
+                &truth.engaged,
+                k,
+            )?;
+            Some(report::PartEffect {
+                part,
+                difference,
+                standard_error,
+                n_sources,
+            })
+        })
+        .collect();
     // The component a user would have picked without the test split: the best on valid.
     let valid = valid_figures(config, &names, k);
     let comparison_valid_choice = match &valid {
@@ -357,6 +404,7 @@ pub fn run(config: &Config) -> Result<Summary> {
         related_check: (related.len(), equal),
         comparison,
         comparison_valid_choice,
+        part_effects,
         dislikes: (disliked.len() as u64, unseen as u64),
         valid,
         plots: match plots::draw(dir, config, &rows, k, &learned) {
@@ -422,6 +470,19 @@ pub fn run(config: &Config) -> Result<Summary> {
         "full_vs_valid_best_component",
         comparison_json(&context.comparison_valid_choice),
     );
+    let parts_json: serde_json::Map<String, serde_json::Value> = context
+        .part_effects
+        .iter()
+        .map(|effect| {
+            let figures = serde_json::json!({
+                "ranking": effect.part.ranking(),
+                "ndcg_difference": round4(effect.difference),
+                "standard_error": round4(effect.standard_error),
+            });
+            (effect.part.key().to_string(), figures)
+        })
+        .collect();
+    summary.metric("full_without_part", parts_json);
     summary.metric("plots", plots_json);
     summary.metric("full_matches_related", equal);
     Ok(summary.finish(started))

@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt64Type};
 use common::StageMeta;
 
 use crate::metrics::MetricRow;
+use crate::parts::Part;
 
 /// Writes eval.parquet; returns the number of rows.
 pub fn write_parquet(path: &Path, rows: &[MetricRow], meta: &StageMeta) -> Result<u64> {
@@ -101,6 +102,8 @@ pub struct Context {
     /// In the test report: `full` against the component that is best on the valid split,
     /// the choice a user makes without looking at the test split.
     pub comparison_valid_choice: Option<Comparison>,
+    /// `full` without each part of its formula, against `full` (`parts`).
+    pub part_effects: Vec<PartEffect>,
     /// (disliked rows in the evaluated split, those on videos without any train row).
     pub dislikes: (u64, u64),
     /// Plot files written next to the report, or why none were.
@@ -116,6 +119,16 @@ pub struct Comparison {
     /// The component with the highest NDCG at the headline K.
     pub best: String,
     /// Mean per-source NDCG of `full` minus the component's, its standard error, sources.
+    pub difference: f64,
+    pub standard_error: f64,
+    pub n_sources: u64,
+}
+
+/// `full` with one part of its formula left out, against `full` itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartEffect {
+    pub part: Part,
+    /// Mean per-source NDCG of the variant minus `full`'s, its standard error, sources.
     pub difference: f64,
     pub standard_error: f64,
     pub n_sources: u64,
@@ -457,6 +470,7 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
         md,
         "- The recomputed `full` ranking equals related.parquet on {equal} of {compared} sources."
     );
+    part_section(&mut md, rows, c, k);
     match &c.valid {
         Some(Ok(valid)) => {
             let _ = writeln!(
@@ -516,6 +530,89 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
     md
 }
 
+/// The table of `full` without each part of its formula, and which part holds it back.
+fn part_section(md: &mut String, rows: &[MetricRow], c: &Context, k: usize) {
+    if c.part_effects.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## What each part of `full` adds, K = {k}\n\n\
+         Each row scores `full` with one part of its formula left out, on the same candidates \
+         and split (no model is retrained). The change is the variant's per-source NDCG@{k} \
+         minus `full`'s, paired over the evaluated sources, ± one standard error: a positive \
+         change means `full` does better without the part on this split. Read it on the \
+         valid split (report_valid.md) before changing a setting.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| part left out | ranking | NDCG@{k} | change against `full` |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|");
+    for effect in &c.part_effects {
+        let ranking = effect.part.ranking();
+        let _ = writeln!(
+            md,
+            "| {} | {ranking} | {} | {:+.4} ± {:.4} |",
+            effect.part.description(),
+            cell(find(rows, ranking, "all", "ndcg", k)),
+            effect.difference,
+            effect.standard_error
+        );
+    }
+    let costly = c
+        .part_effects
+        .iter()
+        .filter(|e| e.difference > 2.0 * e.standard_error)
+        .max_by(|a, b| a.difference.total_cmp(&b.difference));
+    let line = match costly {
+        Some(effect) => {
+            let ndcg = |ranking: &str| find(rows, ranking, "all", "ndcg", k).and_then(|r| r.value);
+            let gap = c
+                .comparison
+                .as_ref()
+                .filter(|cmp| cmp.difference < 0.0)
+                .and_then(|cmp| {
+                    let variant = effect.part.ranking();
+                    Some(format!(
+                        " `full` trails `{}` by {:.4}; `{variant}` scores {:.4} against its \
+                         {:.4}.",
+                        cmp.best,
+                        -cmp.difference,
+                        ndcg(variant)?,
+                        ndcg(&cmp.best)?
+                    ))
+                })
+                .unwrap_or_default();
+            format!(
+                "Leaving out {} raises NDCG@{k} the most ({:+.4} ± {:.4}): on this split it is \
+                 the part that holds `full` back.{gap}",
+                effect.part.description(),
+                effect.difference,
+                effect.standard_error
+            )
+        }
+        None => format!(
+            "No part's removal raises NDCG@{k} by more than two standard errors: on this split \
+             every part adds to `full` or leaves it unchanged."
+        ),
+    };
+    let _ = writeln!(md, "\n{line}");
+    if let Some(weights) = c
+        .part_effects
+        .iter()
+        .find(|e| e.part == Part::LearnedWeights)
+    {
+        if weights.difference == 0.0 && weights.standard_error == 0.0 {
+            let _ = writeln!(
+                md,
+                "\nThe learned weights change nothing here: every w_k is 1 (weights.parquet \
+                 says why the retention regression fell back)."
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,11 +662,13 @@ mod tests {
                 standard_error: 0.02,
                 n_sources: 3,
             }),
+            part_effects: vec![],
             dislikes: (4, 1),
             plots: Err("no TrueType font found".into()),
             valid: Some(Ok(vec![row("full", "ndcg", 20, 0.25)])),
         };
         let md = markdown(&rows, &c);
+        assert!(!md.contains("What each part"), "no variants, no section");
         assert!(md.contains("| full | 0.3000 |"), "{md}");
         assert!(
             md.contains("`full` (0.3000), then `covisitation` (0.1000)"),
@@ -630,6 +729,90 @@ mod tests {
         assert!(reason.contains("no NDCG@10 of `covisitation`"), "{reason}");
         let reason = check_valid_figures(path, sound[..1].to_vec(), &names, 20).unwrap_err();
         assert!(reason.contains("no NDCG@20 of `full`"), "{reason}");
+    }
+
+    fn context_with_parts(part_effects: Vec<PartEffect>, gap: f64) -> Context {
+        Context {
+            dataset: "d".into(),
+            split: "valid".into(),
+            n_test_rows: 10,
+            n_sources_with_truth: 3,
+            n_sources: 3,
+            n_pairs: 4,
+            window_hours: 24.0,
+            top_n: 50,
+            ks: vec![20],
+            objectives: vec![],
+            rankings: vec!["twotower_mean".into(), "full".into()],
+            related_check: (3, 3),
+            comparison: Some(Comparison {
+                best: "twotower_mean".into(),
+                difference: gap,
+                standard_error: 0.003,
+                n_sources: 3,
+            }),
+            comparison_valid_choice: None,
+            part_effects,
+            dislikes: (0, 0),
+            plots: Ok(vec![]),
+            valid: None,
+        }
+    }
+
+    fn effect(part: Part, difference: f64, standard_error: f64) -> PartEffect {
+        PartEffect {
+            part,
+            difference,
+            standard_error,
+            n_sources: 3,
+        }
+    }
+
+    #[test]
+    fn part_section_names_the_part_that_costs_most() {
+        let rows = vec![
+            row("full", "ndcg", 20, 0.50),
+            row("full_without_linear", "ndcg", 20, 0.51),
+            row("full_without_covisitation", "ndcg", 20, 0.515),
+            row("merged_manual", "ndcg", 20, 0.50),
+            row("twotower_mean", "ndcg", 20, 0.517),
+        ];
+        let c = context_with_parts(
+            vec![
+                effect(Part::Linear, 0.010, 0.002),
+                // Larger, but within two standard errors: not named.
+                effect(Part::Covisitation, 0.015, 0.010),
+                effect(Part::LearnedWeights, 0.0, 0.0),
+            ],
+            -0.017,
+        );
+        let md = markdown(&rows, &c);
+        assert!(
+            md.contains("| the linear model (ALS) inside each objective's max | full_without_linear | 0.5100 | +0.0100 ± 0.0020 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Leaving out the linear model (ALS) inside each objective's max raises NDCG@20 the most (+0.0100 ± 0.0020)")
+                && md.contains("`full` trails `twotower_mean` by 0.0170; `full_without_linear` scores 0.5100 against its 0.5170."),
+            "{md}"
+        );
+        assert!(md.contains("every w_k is 1"), "{md}");
+    }
+
+    #[test]
+    fn part_section_says_when_no_part_holds_full_back() {
+        let rows = vec![row("full", "ndcg", 20, 0.5)];
+        let c = context_with_parts(
+            vec![
+                effect(Part::Linear, -0.02, 0.002),
+                effect(Part::Covisitation, 0.001, 0.002),
+            ],
+            0.01,
+        );
+        let md = markdown(&rows, &c);
+        assert!(md.contains("No part's removal raises NDCG@20"), "{md}");
+        assert!(!md.contains("trails"), "{md}");
+        assert!(!md.contains("every w_k is 1"), "{md}");
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! The variants of `full` that each leave one part of the merge formula out.
+//!
+//! Reads nothing and writes nothing: it says, for each part, which ranking measures `full`
+//! without it and how that ranking's score is formed, so that the report can show what
+//! every part adds to (or costs) `full` on the evaluated split. On the valid split this is
+//! the diagnosis a user runs before changing a setting; no model is retrained.
+//!
+//! - the linear model: inside each objective's max, the ALS column is replaced by the
+//!   two-tower column, so s_k is the two-tower similarity alone (under any `combine` rule,
+//!   max(n, n) = n and a blend of n with n is n);
+//! - the non-linear model: likewise the ALS similarity alone;
+//! - the learned weights: w_k = 1, which is `merged_manual`;
+//! - the negative objectives (dislike): their factor a_k w_k set to 0;
+//! - the co-visitation term: `covisitation_weight` = 0.
+
+use stage_merge::score::ScoreSettings;
+
+/// One part of the merge formula that a variant leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Linear,
+    Nonlinear,
+    LearnedWeights,
+    NegativeObjectives,
+    Covisitation,
+}
+
+/// Which score columns stand for the two models in a merged score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Models {
+    Both,
+    /// The two-tower column in both places.
+    NonlinearOnly,
+    /// The ALS column in both places.
+    LinearOnly,
+}
+
+/// How one merged ranking is scored: its models, factors a_k w_k and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeInputs {
+    pub models: Models,
+    pub factors: Vec<f64>,
+    pub settings: ScoreSettings,
+}
+
+impl Part {
+    pub const ALL: [Part; 5] = [
+        Part::Linear,
+        Part::Nonlinear,
+        Part::LearnedWeights,
+        Part::NegativeObjectives,
+        Part::Covisitation,
+    ];
+
+    /// The ranking that measures `full` without this part.
+    pub fn ranking(self) -> &'static str {
+        match self {
+            Part::Linear => "full_without_linear",
+            Part::Nonlinear => "full_without_nonlinear",
+            Part::LearnedWeights => "merged_manual",
+            Part::NegativeObjectives => "full_without_negative",
+            Part::Covisitation => "full_without_covisitation",
+        }
+    }
+
+    /// The key of this part in the JSON summary.
+    pub fn key(self) -> &'static str {
+        match self {
+            Part::Linear => "linear",
+            Part::Nonlinear => "nonlinear",
+            Part::LearnedWeights => "learned_weights",
+            Part::NegativeObjectives => "negative_objectives",
+            Part::Covisitation => "covisitation",
+        }
+    }
+
+    /// What is left out, in the report's words.
+    pub fn description(self) -> &'static str {
+        match self {
+            Part::Linear => "the linear model (ALS) inside each objective's max",
+            Part::Nonlinear => "the non-linear model (two-tower) inside each objective's max",
+            Part::LearnedWeights => "the learned weights w_k (manual weights a_k alone)",
+            Part::NegativeObjectives => "the objectives with a negative weight (dislike)",
+            Part::Covisitation => "the co-visitation term",
+        }
+    }
+
+    /// `full` without this part, or None when `full` does not have it (no objective with a
+    /// negative factor, or a co-visitation weight of 0).
+    pub fn inputs(
+        self,
+        manual: &[f64],
+        full_factors: &[f64],
+        settings: &ScoreSettings,
+    ) -> Option<MergeInputs> {
+        let full = |models| MergeInputs {
+            models,
+            factors: full_factors.to_vec(),
+            settings: *settings,
+        };
+        match self {
+            Part::Linear => Some(full(Models::NonlinearOnly)),
+            Part::Nonlinear => Some(full(Models::LinearOnly)),
+            Part::LearnedWeights => Some(MergeInputs {
+                factors: manual.to_vec(),
+                ..full(Models::Both)
+            }),
+            Part::NegativeObjectives => {
+                full_factors.iter().any(|&f| f < 0.0).then(|| MergeInputs {
+                    factors: full_factors.iter().map(|&f| f.max(0.0)).collect(),
+                    ..full(Models::Both)
+                })
+            }
+            Part::Covisitation => (settings.covisitation_weight > 0.0).then(|| MergeInputs {
+                settings: ScoreSettings {
+                    covisitation_weight: 0.0,
+                    ..*settings
+                },
+                ..full(Models::Both)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stage_merge::score::{Combine, NegativeSimilarity};
+
+    fn settings(covisitation_weight: f64) -> ScoreSettings {
+        ScoreSettings {
+            combine: Combine::Max,
+            nonlinear_share: 1.0,
+            covisitation_weight,
+            negative_similarity: NegativeSimilarity::Excess,
+            calibration_window_ms: None,
+        }
+    }
+
+    #[test]
+    fn each_variant_changes_only_its_part() {
+        let (manual, full) = ([0.5, -1.0], [1.5, -0.5]);
+        let s = settings(1.0);
+        let linear = Part::Linear.inputs(&manual, &full, &s).unwrap();
+        assert_eq!(
+            (linear.models, linear.factors.as_slice(), linear.settings),
+            (Models::NonlinearOnly, &full[..], s)
+        );
+        let weights = Part::LearnedWeights.inputs(&manual, &full, &s).unwrap();
+        assert_eq!(
+            (weights.models, weights.factors.as_slice()),
+            (Models::Both, &manual[..])
+        );
+        let negative = Part::NegativeObjectives.inputs(&manual, &full, &s).unwrap();
+        assert_eq!(negative.factors, vec![1.5, 0.0]);
+        let covisitation = Part::Covisitation.inputs(&manual, &full, &s).unwrap();
+        assert_eq!(covisitation.settings.covisitation_weight, 0.0);
+        assert_eq!(covisitation.factors, full.to_vec());
+    }
+
+    #[test]
+    fn parts_that_full_lacks_have_no_variant() {
+        let s = settings(0.0);
+        assert!(Part::Covisitation.inputs(&[1.0], &[1.0], &s).is_none());
+        assert!(Part::NegativeObjectives
+            .inputs(&[1.0], &[1.0], &s)
+            .is_none());
+        assert!(Part::Nonlinear.inputs(&[1.0], &[1.0], &s).is_some());
+    }
+}
