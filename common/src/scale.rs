@@ -1,11 +1,11 @@
 //! Puts each model's scores on one scale, their empirical CDF over all candidate pairs.
 //!
-//! Used by stage-merge and stage-eval, so both rank with the same numbers. The ALS cosine and
-//! the two-tower cosine of an objective are different quantities: the first comes from
-//! factors fitted to a weighted co-occurrence matrix and typically crowds near 1 for
-//! co-watched pairs, the second from embeddings trained with a softmax temperature, whose
-//! spread depends on training. Taking the larger raw cosine would let whichever model is
-//! more spread out decide almost every pair. Mapped to its percentile among all candidate
+//! Used by stage-merge and stage-eval, so both rank with the same numbers. The ALS score and
+//! the two-tower cosine of an objective are different quantities: the first is a predicted
+//! preference (or a cosine of factors) fitted to a weighted co-occurrence matrix, whose
+//! scale follows the factors' lengths, the second a cosine of embeddings trained with a
+//! softmax temperature, whose spread depends on training. Taking the larger raw score would
+//! let whichever model is more spread out decide almost every pair. Mapped to its percentile among all candidate
 //! pairs, each model's score becomes uniform on [0, 1], so "max" means "the pair is high
 //! in either model's ranking", and the objectives can be weighted against each other.
 

@@ -13,8 +13,9 @@ use common::{Objective, PipelineConfig};
 
 use crate::params::{AlsParams, AlsSection};
 
-/// Train ALS factors for one objective and score every candidate pair by the cosine of the
-/// two videos' factors.
+/// Train ALS factors for one objective and score every candidate pair: by default the mean
+/// factor of the source's audience (its users with a training row) dotted with the
+/// candidate's factor, or the cosine of the two videos' factors (`[als] similarity`).
 ///
 /// Reads, in --dir: interactions.parquet (split, the objective's label signal and the
 /// `value` signal), routing.parquet (routed_<objective>, same rows and order),

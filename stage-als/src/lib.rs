@@ -1,5 +1,5 @@
-//! stage-als: alternating least squares factors for one objective, and the cosine
-//! similarity of every candidate video pair under those factors (the "linear" score).
+//! stage-als: alternating least squares factors for one objective, and the score of every
+//! candidate video pair under those factors (the "linear" score, `similarity`).
 //!
 //! Inputs, in the dataset folder:
 //! - `interactions.parquet`: `user_idx` UInt32, `video_idx` UInt32, `split` Utf8, the
@@ -15,8 +15,10 @@
 //!   FixedSizeList<Float32, k> (null for a user without factor);
 //! - `als_<objective>_videos.parquet`: `video_idx` UInt32, `video_id`, `factors` (same);
 //! - `als_<objective>.parquet`: one row per candidates row, same order: `source_idx` UInt32,
-//!   `source_id`, `candidate_idx` UInt32, `candidate_id`, `linear_score` Float32 (cosine of
-//!   the two videos' factors; 0 when either has no factor or a zero factor).
+//!   `source_id`, `candidate_idx` UInt32, `candidate_id`, `linear_score` Float32 (by
+//!   default the mean factor of the source's audience dotted with the candidate's factor,
+//!   or the cosine of the two videos' factors: `similarity`; 0 when the pair cannot be
+//!   scored).
 //!
 //! Which rows train, and how explicit and implicit feedback are weighted, is described in
 //! `load`; the model and its two losses in `fit`; the solvers in `solve`. An entity gets a
@@ -44,6 +46,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod pages;
 pub mod params;
+pub mod similarity;
 pub mod solve;
 pub mod write;
 
@@ -145,18 +148,21 @@ pub fn run(config: &Config) -> Result<Summary> {
     })?;
 
     // Score and write; the three files are published together, the scores last.
-    let scores = write::cosine_scores(&sources, &candidates, &model.videos);
-    let pairs_without_factor = sources
-        .iter()
-        .zip(&candidates)
-        .filter(|(&s, &c)| !(model.videos.present[s as usize] && model.videos.present[c as usize]))
-        .count();
+    let (scores, pairs_without_factor) = similarity::scores(
+        config.params.similarity,
+        &sources,
+        &candidates,
+        data.matrix.pattern(),
+        &model.users,
+        &model.videos,
+    );
     // Such a pair scores 0, whatever the videos; when that is most pairs, the objective's
     // linear similarity says little and the merge leans on its other terms.
     if pairs_without_factor * 2 > sources.len() {
         tracing::warn!(
-            "objective {objective}: {pairs_without_factor} of {} candidate pairs have a video \
-             without a factor (no routed training row gave it one), and score 0",
+            "objective {objective}: {pairs_without_factor} of {} candidate pairs cannot be \
+             scored (a video without a factor, or a source without an audience that has one: \
+             no routed training row gave them one), and score 0",
             sources.len()
         );
     }

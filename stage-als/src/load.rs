@@ -39,6 +39,15 @@ pub enum TrainMatrix {
 }
 
 impl TrainMatrix {
+    /// The user-major sparsity pattern (indptr, video indices) of the cells.
+    pub fn pattern(&self) -> (&[usize], &[u32]) {
+        match self {
+            TrainMatrix::Explicit(m) => (&m.indptr, &m.indices),
+            TrainMatrix::ExplicitRows(m) => (&m.indptr, &m.indices),
+            TrainMatrix::Implicit(m) => (&m.indptr, &m.indices),
+        }
+    }
+
     /// Number of merged (user, video) cells.
     pub fn nnz(&self) -> usize {
         match self {

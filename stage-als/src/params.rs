@@ -8,6 +8,8 @@ use common::error::param_error;
 use common::Error;
 use serde::{Deserialize, Serialize};
 
+pub use crate::similarity::Similarity;
+
 /// Largest accepted factor count; beyond it the k x k systems stop fitting in cache and a
 /// typo (6400 for 64) would allocate gigabytes.
 pub const MAX_FACTORS: usize = 1024;
@@ -70,6 +72,10 @@ pub struct AlsSection {
     pub early_stop_tolerance: f64,
     /// Standard deviation of the Gaussian initial factors, in [1e-6, 10]. Default 0.1.
     pub init_std: f64,
+    /// The linear score of a candidate pair (`similarity`): `"audience"`, the mean factor
+    /// of the users with a training cell on the source dotted with the candidate's factor,
+    /// or `"cosine"`, the cosine of the two videos' factors. Default "audience".
+    pub similarity: String,
 }
 
 impl Default for AlsSection {
@@ -87,6 +93,7 @@ impl Default for AlsSection {
             cg_steps: 3,
             early_stop_tolerance: 0.0,
             init_std: 0.1,
+            similarity: "audience".to_string(),
         }
     }
 }
@@ -168,6 +175,7 @@ pub struct AlsParams {
     pub value: ValueSource,
     pub repeated_ratings: RepeatedRatings,
     pub alpha: f64,
+    pub similarity: Similarity,
     pub fit: FitParams,
 }
 
@@ -297,11 +305,24 @@ impl AlsSection {
             ));
         }
 
+        let similarity = match self.similarity.as_str() {
+            "audience" => Similarity::Audience,
+            "cosine" => Similarity::Cosine,
+            other => {
+                return Err(param_error(
+                    "similarity",
+                    quoted(other),
+                    "use \"audience\" or \"cosine\"",
+                ))
+            }
+        };
+
         Ok(AlsParams {
             mode,
             value,
             repeated_ratings,
             alpha: self.alpha,
+            similarity,
             fit: FitParams {
                 factors: self.factors,
                 regularization: self.regularization,
@@ -441,6 +462,28 @@ mod tests {
         assert_eq!(
             section.validate(1).unwrap().repeated_ratings,
             RepeatedRatings::Each
+        );
+    }
+
+    #[test]
+    fn similarity_defaults_to_the_audience_and_rejects_unknown_names() {
+        let params = AlsSection::default().validate(1).unwrap();
+        assert_eq!(params.similarity, Similarity::Audience);
+        let cosine = AlsSection {
+            similarity: "cosine".into(),
+            ..AlsSection::default()
+        };
+        assert_eq!(cosine.validate(1).unwrap().similarity, Similarity::Cosine);
+        let message = AlsSection {
+            similarity: "dot".into(),
+            ..AlsSection::default()
+        }
+        .validate(1)
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.contains("similarity = \"dot\": use \"audience\" or \"cosine\""),
+            "{message}"
         );
     }
 

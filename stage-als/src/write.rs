@@ -1,6 +1,6 @@
 //! Builds the stage's three output tables: the user and video factors (index, original id,
 //! `factors` FixedSizeList<Float32, k>, null where an entity has no factor) and the
-//! cosine score of every candidate pair.
+//! linear score of every candidate pair (`similarity`).
 
 use std::sync::Arc;
 
@@ -11,10 +11,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use common::columns::{f32_array, u32_array};
 use common::schema::{CANDIDATE_ID, CANDIDATE_IDX, SOURCE_ID, SOURCE_IDX};
 use common::IdColumn;
-use rayon::prelude::*;
 
 use crate::fit::Factors;
-use crate::metrics::dot_f32;
 
 /// Name of the factor column.
 pub const FACTORS: &str = "factors";
@@ -44,29 +42,6 @@ pub fn factor_batch(
         Arc::new(schema),
         vec![u32_array(indices), ids.to_array(), Arc::new(list)],
     )?)
-}
-
-/// Cosine similarity of the two videos' factors for every pair; 0 where either video has
-/// no factor or a zero factor, so the score is never NaN.
-pub fn cosine_scores(sources: &[u32], candidates: &[u32], videos: &Factors) -> Vec<f32> {
-    let norms: Vec<f64> = (0..videos.len())
-        .map(|i| videos.row(i).map_or(0.0, |f| dot_f32(f, f).sqrt()))
-        .collect();
-    sources
-        .par_iter()
-        .zip(candidates)
-        .map(|(&s, &c)| {
-            let (s, c) = (s as usize, c as usize);
-            let denominator = norms[s] * norms[c];
-            match (videos.row(s), videos.row(c)) {
-                (Some(a), Some(b)) if denominator > 0.0 => {
-                    // Rounding can push |cos| a hair past 1.
-                    (dot_f32(a, b) / denominator).clamp(-1.0, 1.0) as f32
-                }
-                _ => 0.0,
-            }
-        })
-        .collect()
 }
 
 /// The rows of als_<objective>.parquet.
@@ -106,15 +81,6 @@ mod tests {
             values: vec![1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 0.0, 0.0],
             present: vec![true, true, true, false],
         }
-    }
-
-    #[test]
-    fn cosine_is_zero_for_missing_or_zero_factors_and_never_nan() {
-        let scores = cosine_scores(&[0, 0, 0, 1, 2], &[2, 1, 3, 1, 2], &factors());
-        let half_sqrt2 = std::f32::consts::FRAC_1_SQRT_2;
-        assert!((scores[0] - half_sqrt2).abs() < 1e-6);
-        assert_eq!(&scores[1..4], &[0.0, 0.0, 0.0]);
-        assert!((scores[4] - 1.0).abs() < 1e-6);
     }
 
     #[test]

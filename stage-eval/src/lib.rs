@@ -170,7 +170,10 @@ pub fn run(config: &Config) -> Result<Summary> {
                 &format!("twotower_{name}"),
             )?);
         }
-        linear_sum.add(&linear, per_objective);
+        // ALS scores of different objectives are not on one scale (the audience score keeps
+        // the factors' lengths), so ALS is averaged over its percentiles; the two-tower
+        // cosines share one scale and are averaged as they are.
+        linear_sum.add(linear_cdf.last().expect("pushed above"), per_objective);
         nonlinear_sum.add(&nonlinear, per_objective);
         tracing::info!("objective {name}: scores read");
         bar.inc(1);

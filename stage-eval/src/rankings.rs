@@ -6,9 +6,11 @@
 //! - `popularity`: the videos with the most train rows, the same for every source minus
 //!   the source itself; a baseline that needs no model;
 //! - `covisitation`: candidates.parquet in its own rank order (the co-visitation score);
-//! - `als_<obj>` / `twotower_<obj>`: the candidates re-ranked by one model's cosine;
-//! - `als_mean` / `twotower_mean`: by the mean cosine over objectives (one model family,
-//!   so the raw cosines share a scale);
+//! - `als_<obj>` / `twotower_<obj>`: the candidates re-ranked by one model's score (ALS's
+//!   linear score, the two-tower cosine);
+//! - `als_mean`: by the mean over objectives of the ALS percentiles (the linear scores of
+//!   different objectives are not on one scale); `twotower_mean`: by the mean two-tower
+//!   cosine (cosines share one scale);
 //! - `merged_equal`, `merged_manual`, `full`: the merge's score (`stage_merge::score`) with
 //!   factors f_k = 1, a_k and a_k w_k, computed by stage-merge's own code, so `full` is
 //!   related.parquet's order;

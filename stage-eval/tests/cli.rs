@@ -119,7 +119,7 @@ fn write_log_with_split(dir: &Path, late_split: &str) {
     );
 }
 
-/// Candidates: source 0 -> 2 (rank 1), 1, 3; source 1 -> 0, 2. ALS cosines put 1 first for
+/// Candidates: source 0 -> 2 (rank 1), 1, 3; source 1 -> 0, 2. ALS scores put 1 first for
 /// source 0; the two-tower cosines are all equal (every CDF value 0.5), so with one
 /// objective of weights a = w = 1 and the first merge's rule (`PREVIOUS_RULE`) the full
 /// score is max(CDF_linear, 0.5): linear 0.1 0.9 0.5 0.2 0.3 -> CDF 0 1 .75 .25 .5 ->

@@ -18,7 +18,7 @@
 //! The score of a pair is sum_k a_k w_k t_k + f_0 c (`score`), where
 //! - s_k is the max of the ALS and two-tower scores (`combine = "max"`, default), each
 //!   first replaced by its mid-rank percentile among all candidate pairs (`scale`), since
-//!   the two models' cosines are not on one scale; `calibrated_max` maps each instead to
+//!   the two models' scores are not on one scale; `calibrated_max` maps each instead to
 //!   its calibrated probability that the candidate is engaged with the objective's label
 //!   after the source (fitted on the valid split, `calibrate`); `blend` mixes the two
 //!   percentiles; t_k = s_k, except that a negative objective's
