@@ -234,19 +234,18 @@ pub fn run(config: &Config) -> Result<Summary> {
         }
     }
     // `full` without each part of its formula (merged_manual is the one without w_k).
-    let parts: Vec<Part> = Part::ALL
+    let mut parts: Vec<Part> = Part::ALL
         .into_iter()
-        .filter(|&part| part.inputs(&manual, &full_factors, &config.score).is_some())
+        .filter(|part| part.inputs(&manual, &full_factors, &config.score).is_some())
         .collect();
-    for &part in &parts {
+    for part in &parts {
         if let Some(inputs) = part.inputs(&manual, &full_factors, &config.score) {
-            if !merges.iter().any(|(name, _)| name == part.ranking()) {
-                merges.push((part.ranking().to_string(), inputs));
+            if !merges.iter().any(|(name, _)| *name == part.ranking()) {
+                merges.push((part.ranking(), inputs));
             }
         }
     }
-    let mut full_score = Vec::new();
-    for (name, inputs) in merges {
+    let merged = |inputs: &MergeInputs| {
         let (linear, nonlinear, covisitation) = if inputs.settings.calibrated() {
             (&linear_prob, &nonlinear_prob, &covisitation_prob)
         } else {
@@ -257,13 +256,17 @@ pub fn run(config: &Config) -> Result<Summary> {
             Models::NonlinearOnly => (nonlinear, nonlinear),
             Models::LinearOnly => (linear, linear),
         };
-        let score = rankings::merged_score(
+        rankings::merged_score(
             linear,
             nonlinear,
             covisitation,
             &inputs.factors,
             &inputs.settings,
-        );
+        )
+    };
+    let mut full_score = Vec::new();
+    for (name, inputs) in merges {
+        let score = merged(&inputs);
         ranked.push(Ranking {
             name: name.clone(),
             lists: rankings::by_score(&candidates, &score, sources, top_n),
@@ -300,16 +303,15 @@ pub fn run(config: &Config) -> Result<Summary> {
 
     // 4. Metrics.
     let ks = &config.ks;
-    let mut rows: Vec<MetricRow> = Vec::new();
-    for ranking in &ranked {
-        rows.extend(metrics::relevance_rows(
+    let metric_rows = |ranking: &Ranking| {
+        let mut rows = metrics::relevance_rows(
             &ranking.name,
             "all",
             &ranking.lists,
             &truth.engaged,
             ks,
             top_n,
-        ));
+        );
         for (objective, lists) in config.objectives.iter().zip(&truth.objectives) {
             rows.extend(metrics::relevance_rows(
                 &ranking.name,
@@ -328,11 +330,30 @@ pub fn run(config: &Config) -> Result<Summary> {
             ks,
             log.n_videos,
         ));
-    }
+        rows
+    };
+    let mut rows: Vec<MetricRow> = ranked.iter().flat_map(metric_rows).collect();
 
-    // The full pipeline against the best single component, source by source.
+    // The full pipeline against the best single component, source by source. When that
+    // component is one objective's model, `full` with that objective alone tells how much
+    // of the gap is the mix of objectives (added after `names`: the valid split may have
+    // picked another component, so the ranking is not required in eval_valid.parquet).
     let k = report::headline_k(ks);
     let names: Vec<String> = ranked.iter().map(|r| r.name.clone()).collect();
+    let objective_names: Vec<String> = config.objectives.iter().map(|o| o.name.clone()).collect();
+    if let Some(part) = report::best_component(&rows, &names, k)
+        .and_then(|best| Part::other_objectives_of(&best, &objective_names, &full_factors))
+    {
+        if let Some(inputs) = part.inputs(&manual, &full_factors, &config.score) {
+            let ranking = Ranking {
+                name: part.ranking(),
+                lists: rankings::by_score(&candidates, &merged(&inputs), sources, top_n),
+            };
+            rows.extend(metric_rows(&ranking));
+            ranked.push(ranking);
+            parts.push(part);
+        }
+    }
     let lists_of = |name: &str| ranked.iter().find(|r| r.name == name).map(|r| &r.lists);
     let compare_with = |best: String| {
         let (difference, standard_error, n_sources) = metrics::paired_ndcg_difference(
@@ -352,15 +373,15 @@ pub fn run(config: &Config) -> Result<Summary> {
     // What each part adds: `full` without it against `full`, source by source.
     let part_effects: Vec<report::PartEffect> = parts
         .iter()
-        .filter_map(|&part| {
+        .filter_map(|part| {
             let (difference, standard_error, n_sources) = metrics::paired_ndcg_difference(
-                lists_of(part.ranking())?,
+                lists_of(&part.ranking())?,
                 lists_of("full")?,
                 &truth.engaged,
                 k,
             )?;
             Some(report::PartEffect {
-                part,
+                part: part.clone(),
                 difference,
                 standard_error,
                 n_sources,

@@ -11,18 +11,26 @@
 //! - the non-linear model: likewise the ALS similarity alone;
 //! - the learned weights: w_k = 1, which is `merged_manual`;
 //! - the negative objectives (dislike): their factor a_k w_k set to 0;
-//! - the co-visitation term: `covisitation_weight` = 0.
+//! - the co-visitation term: `covisitation_weight` = 0;
+//! - the other objectives: every factor but one objective's set to 0 (`only`), the
+//!   objective of the best single component, so the report can tell how much of the gap
+//!   to that component is the mix of objectives itself.
 
 use stage_merge::score::ScoreSettings;
 
 /// One part of the merge formula that a variant leaves out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
     Linear,
     Nonlinear,
     LearnedWeights,
     NegativeObjectives,
     Covisitation,
+    /// Every objective but the one at `kept` (named `name`).
+    OtherObjectives {
+        kept: usize,
+        name: String,
+    },
 }
 
 /// Which score columns stand for the two models in a merged score.
@@ -53,42 +61,68 @@ impl Part {
     ];
 
     /// The ranking that measures `full` without this part.
-    pub fn ranking(self) -> &'static str {
+    pub fn ranking(&self) -> String {
         match self {
-            Part::Linear => "full_without_linear",
-            Part::Nonlinear => "full_without_nonlinear",
-            Part::LearnedWeights => "merged_manual",
-            Part::NegativeObjectives => "full_without_negative",
-            Part::Covisitation => "full_without_covisitation",
+            Part::Linear => "full_without_linear".into(),
+            Part::Nonlinear => "full_without_nonlinear".into(),
+            Part::LearnedWeights => "merged_manual".into(),
+            Part::NegativeObjectives => "full_without_negative".into(),
+            Part::Covisitation => "full_without_covisitation".into(),
+            Part::OtherObjectives { name, .. } => format!("full_only_{name}"),
         }
     }
 
     /// The key of this part in the JSON summary.
-    pub fn key(self) -> &'static str {
+    pub fn key(&self) -> &'static str {
         match self {
             Part::Linear => "linear",
             Part::Nonlinear => "nonlinear",
             Part::LearnedWeights => "learned_weights",
             Part::NegativeObjectives => "negative_objectives",
             Part::Covisitation => "covisitation",
+            Part::OtherObjectives { .. } => "other_objectives",
         }
     }
 
     /// What is left out, in the report's words.
-    pub fn description(self) -> &'static str {
+    pub fn description(&self) -> String {
         match self {
-            Part::Linear => "the linear model (ALS) inside each objective's max",
-            Part::Nonlinear => "the non-linear model (two-tower) inside each objective's max",
-            Part::LearnedWeights => "the learned weights w_k (manual weights a_k alone)",
-            Part::NegativeObjectives => "the objectives with a negative weight (dislike)",
-            Part::Covisitation => "the co-visitation term",
+            Part::Linear => "the linear model (ALS) inside each objective's max".into(),
+            Part::Nonlinear => {
+                "the non-linear model (two-tower) inside each objective's max".into()
+            }
+            Part::LearnedWeights => "the learned weights w_k (manual weights a_k alone)".into(),
+            Part::NegativeObjectives => "the objectives with a negative weight (dislike)".into(),
+            Part::Covisitation => "the co-visitation term".into(),
+            Part::OtherObjectives { name, .. } => {
+                format!("every objective but `{name}`, the best component's")
+            }
         }
+    }
+
+    /// The objective of a single component's ranking (`als_<name>`, `twotower_<name>`)
+    /// when `full` weighs it positively among other objectives: the part "the other
+    /// objectives" for that component. None for co-visitation, the means, or a negative or
+    /// lone objective.
+    pub fn other_objectives_of(
+        component: &str,
+        objectives: &[String],
+        full_factors: &[f64],
+    ) -> Option<Part> {
+        let name = component
+            .strip_prefix("als_")
+            .or_else(|| component.strip_prefix("twotower_"))?;
+        let kept = objectives.iter().position(|o| o == name)?;
+        (objectives.len() > 1 && full_factors[kept] > 0.0).then(|| Part::OtherObjectives {
+            kept,
+            name: name.to_string(),
+        })
     }
 
     /// `full` without this part, or None when `full` does not have it (no objective with a
     /// negative factor, or a co-visitation weight of 0).
     pub fn inputs(
-        self,
+        &self,
         manual: &[f64],
         full_factors: &[f64],
         settings: &ScoreSettings,
@@ -116,6 +150,12 @@ impl Part {
                     covisitation_weight: 0.0,
                     ..*settings
                 },
+                ..full(Models::Both)
+            }),
+            Part::OtherObjectives { kept, .. } => Some(MergeInputs {
+                factors: (0..full_factors.len())
+                    .map(|k| if k == *kept { full_factors[k] } else { 0.0 })
+                    .collect(),
                 ..full(Models::Both)
             }),
         }
@@ -166,5 +206,24 @@ mod tests {
             .inputs(&[1.0], &[1.0], &s)
             .is_none());
         assert!(Part::Nonlinear.inputs(&[1.0], &[1.0], &s).is_some());
+    }
+
+    #[test]
+    fn other_objectives_keep_only_the_component_objective() {
+        let names = ["click".to_string(), "like".into(), "dislike".into()];
+        let full = [0.5, 2.0, -1.0];
+        let part = Part::other_objectives_of("als_like", &names, &full).unwrap();
+        assert_eq!(part.ranking(), "full_only_like");
+        let inputs = part.inputs(&full, &full, &settings(1.0)).unwrap();
+        assert_eq!(inputs.factors, vec![0.0, 2.0, 0.0]);
+        assert_eq!(
+            Part::other_objectives_of("twotower_click", &names, &full).map(|p| p.ranking()),
+            Some("full_only_click".to_string())
+        );
+        // Negative objectives, means, co-visitation and a lone objective have none.
+        assert!(Part::other_objectives_of("als_dislike", &names, &full).is_none());
+        assert!(Part::other_objectives_of("twotower_mean", &names, &full).is_none());
+        assert!(Part::other_objectives_of("covisitation", &names, &full).is_none());
+        assert!(Part::other_objectives_of("als_click", &names[..1], &full[..1]).is_none());
     }
 }

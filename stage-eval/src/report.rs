@@ -551,6 +551,7 @@ fn part_section(md: &mut String, rows: &[MetricRow], c: &Context, k: usize) {
     let _ = writeln!(md, "|---|---|---:|---:|");
     for effect in &c.part_effects {
         let ranking = effect.part.ranking();
+        let ranking = ranking.as_str();
         let _ = writeln!(
             md,
             "| {} | {ranking} | {} | {:+.4} ± {:.4} |",
@@ -574,6 +575,7 @@ fn part_section(md: &mut String, rows: &[MetricRow], c: &Context, k: usize) {
                 .filter(|cmp| cmp.difference < 0.0)
                 .and_then(|cmp| {
                     let variant = effect.part.ranking();
+                    let variant = variant.as_str();
                     Some(format!(
                         " `full` trails `{}` by {:.4}; `{variant}` scores {:.4} against its \
                          {:.4}.",
