@@ -360,7 +360,9 @@ pub fn markdown(rows: &[MetricRow], c: &Context) -> String {
     let value =
         |ranking: &str, metric: &str| find(rows, ranking, "all", metric, k).and_then(|r| r.value);
     let paired = |cmp: &Comparison| {
-        let verdict = if cmp.difference > 2.0 * cmp.standard_error {
+        let verdict = if cmp.difference == 0.0 && cmp.standard_error == 0.0 {
+            "equal on every source"
+        } else if cmp.difference > 2.0 * cmp.standard_error {
             "above it by more than two standard errors"
         } else if cmp.difference > 0.0 {
             "above it, but by less than two standard errors"
@@ -640,18 +642,9 @@ mod tests {
             row("covisitation", "dislike_share", 20, 0.2),
         ];
         let c = Context {
-            dataset: "d".into(),
             split: "test".into(),
-            n_test_rows: 10,
-            n_sources_with_truth: 3,
-            n_sources: 3,
-            n_pairs: 4,
-            window_hours: 24.0,
-            top_n: 50,
             ks: vec![10, 20],
-            objectives: vec![],
             rankings: vec!["covisitation".into(), "full".into()],
-            related_check: (3, 3),
             comparison: Some(Comparison {
                 best: "covisitation".into(),
                 difference: 0.2,
@@ -664,10 +657,10 @@ mod tests {
                 standard_error: 0.02,
                 n_sources: 3,
             }),
-            part_effects: vec![],
             dislikes: (4, 1),
             plots: Err("no TrueType font found".into()),
             valid: Some(Ok(vec![row("full", "ndcg", 20, 0.25)])),
+            ..context_with_parts(vec![], 0.0)
         };
         let md = markdown(&rows, &c);
         assert!(!md.contains("What each part"), "no variants, no section");
@@ -733,6 +726,8 @@ mod tests {
         assert!(reason.contains("no NDCG@20 of `full`"), "{reason}");
     }
 
+    /// A valid-split report context whose best component, `twotower_mean`, leads `full` by
+    /// `-gap`.
     fn context_with_parts(part_effects: Vec<PartEffect>, gap: f64) -> Context {
         Context {
             dataset: "d".into(),

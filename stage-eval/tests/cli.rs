@@ -392,9 +392,42 @@ fn default_rule_adds_the_covisitation_percentile() {
     ));
     // full = covisitation order here: NDCG@2 0.5 as computed for covisitation.
     assert!(close(get(&rows, "full", "all", "ndcg", 2).4, 0.5));
+    // Without the co-visitation term the one positive objective's max is left: the first
+    // rule's order (1 first for source 0).
+    assert!(close(
+        get(
+            &rows,
+            "full_without_covisitation",
+            "all",
+            "dislike_share",
+            1
+        )
+        .4,
+        0.0
+    ));
+    let out_summary = summary(&out);
+    let parts = &out_summary["metrics"]["full_without_part"];
+    assert_eq!(
+        parts["covisitation"]["ranking"],
+        "full_without_covisitation"
+    );
+    assert_eq!(parts["linear"]["ranking"], "full_without_linear");
+    // No objective with a negative weight, and a single objective: no such variants.
+    assert!(parts.get("negative_objectives").is_none(), "{parts}");
+    assert!(parts.get("other_objectives").is_none(), "{parts}");
     let report = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
     assert!(
         report.contains("`full` against `full_previous`"),
+        "{report}"
+    );
+    // full and co-visitation list the same top video for both sources.
+    assert!(
+        report.contains("difference +0.0000 ± 0.0000 (standard error, paired over 2 sources): equal on every source"),
+        "{report}"
+    );
+    assert!(
+        report.contains("## What each part of `full` adds, K = 1")
+            && report.contains("| the co-visitation term | full_without_covisitation |"),
         "{report}"
     );
 }
