@@ -1071,10 +1071,10 @@ fn run_real(dir: &Path, config: &Path, objective: &str) -> Value {
     let scores = read_batch(&dir.join(format!("als_{objective}.parquet")));
     let linear = scores.column(4).as_primitive::<Float32Type>();
     assert_eq!(linear.null_count(), 0);
-    assert!(linear
-        .values()
-        .iter()
-        .all(|s| s.is_finite() && s.abs() <= 1.0));
+    // The audience score is a predicted preference, not bounded by 1; it must be finite
+    // and, on a real log, say something about some pairs.
+    assert!(linear.values().iter().all(|s| s.is_finite()));
+    assert!(linear.values().iter().any(|&s| s != 0.0), "{objective}");
     s
 }
 
