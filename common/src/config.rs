@@ -222,6 +222,13 @@ impl PipelineConfig {
                 bail!("objective \"{}\" is named twice", objective.name);
             }
         }
+        // Every pair would score 0 and the lists would follow video index order.
+        if objectives.iter().all(|o| o.weight == 0.0) {
+            bail!(
+                "every [[objective]] has weight = 0: the final score would be 0 for every pair; \
+                 give at least one objective a non-zero manual weight"
+            );
+        }
 
         Ok(PipelineConfig {
             path: path.to_path_buf(),
@@ -310,6 +317,9 @@ impl PipelineConfig {
     }
 }
 
+/// Names an objective cannot take: outputs already use them beside the objectives' names.
+pub const RESERVED_OBJECTIVE_NAMES: [&str; 3] = ["all", "covisitation", "mean"];
+
 fn parse_objective(entry: &toml::Value) -> Result<Objective> {
     let table = entry.as_table().context("an objective must be a table")?;
     let mut plain = table.clone();
@@ -334,6 +344,19 @@ fn parse_objective(entry: &toml::Value) -> Result<Objective> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !name_ok {
         return Err(param_error("name", &raw.name, "use lowercase letters, digits and _").into());
+    }
+    // Output columns and rankings are named after objectives next to these fixed names
+    // (`contrib_covisitation`, `als_mean`, the "all" truth of eval.parquet).
+    if RESERVED_OBJECTIVE_NAMES.contains(&raw.name.as_str()) {
+        return Err(param_error(
+            "name",
+            format!("\"{}\"", raw.name),
+            &format!(
+                "is reserved ({} name columns and rankings of their own); choose another",
+                RESERVED_OBJECTIVE_NAMES.join(", ")
+            ),
+        )
+        .into());
     }
     if !raw.weight.is_finite() {
         return Err(param_error("weight", raw.weight, "must be finite").into());
@@ -428,6 +451,26 @@ mod tests {
             PipelineConfig::parse(&twice, Path::new("t")).unwrap_err()
         )
         .contains("named twice"));
+        let reserved = SAMPLE.replace("name = \"good\"", "name = \"mean\"");
+        let message = format!(
+            "{:#}",
+            PipelineConfig::parse(&reserved, Path::new("t")).unwrap_err()
+        );
+        assert!(
+            message.contains("name = \"mean\": is reserved"),
+            "{message}"
+        );
+        let silent = SAMPLE
+            .replace("weight = 1.0", "weight = 0.0")
+            .replace("weight = -0.5", "weight = 0.0");
+        let message = format!(
+            "{:#}",
+            PipelineConfig::parse(&silent, Path::new("t")).unwrap_err()
+        );
+        assert!(
+            message.contains("every [[objective]] has weight = 0"),
+            "{message}"
+        );
         let bad = SAMPLE.replace("threshold = 0.3", "threshold = 1.5");
         assert!(format!(
             "{:#}",

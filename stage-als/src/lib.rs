@@ -159,10 +159,15 @@ pub fn run(config: &Config) -> Result<Summary> {
     // Such a pair scores 0, whatever the videos; when that is most pairs, the objective's
     // linear similarity says little and the merge leans on its other terms.
     if pairs_without_factor * 2 > sources.len() {
+        let why = match config.params.similarity {
+            similarity::Similarity::Audience => {
+                "a candidate without a factor, or a source without an audience that has one"
+            }
+            similarity::Similarity::Cosine => "a video without a factor, or a zero factor",
+        };
         tracing::warn!(
             "objective {objective}: {pairs_without_factor} of {} candidate pairs cannot be \
-             scored (a video without a factor, or a source without an audience that has one: \
-             no routed training row gave them one), and score 0",
+             scored ({why}: no routed training row gave them one), and score 0",
             sources.len()
         );
     }

@@ -25,7 +25,10 @@ use crate::config::{self, Config};
 /// popularity, covisitation, als_<obj>, twotower_<obj>, als_mean, twotower_mean,
 /// merged_equal, merged_manual, full (the merge's score, [merge] settings) and
 /// full_previous (the same weights under the first merge's rule: max of the two
-/// percentiles, raw dislike similarity, no co-visitation term), each cut to [merge] top_n.
+/// percentiles, raw dislike similarity, no co-visitation term), full_<rule> (the other
+/// combine rules), and full with one part of its formula left out (full_without_linear,
+/// full_without_nonlinear, full_without_negative, full_without_covisitation,
+/// full_only_<obj>), each cut to [merge] top_n.
 /// Settings come from the [eval] section:
 ///
 ///   k = [10, 20, 50]          cut-offs of the @K metrics, each >= 1

@@ -429,6 +429,7 @@ pub fn run(config: &Config) -> Result<Summary> {
         comparison,
         comparison_valid_choice,
         part_effects,
+        learned_weights_inert: !parts::learned_weights_matter(&manual, &full_factors),
         dislikes: (disliked.len() as u64, unseen as u64),
         valid,
         plots: match plots::draw(dir, config, &rows, k, &learned) {

@@ -185,8 +185,8 @@ pub fn list_rows(
 /// with a non-empty truth: (mean difference, its standard error, number of sources).
 /// Both rankings are scored on the same sources, so the standard error of the paired
 /// difference is much smaller than that of either mean; it says whether a gap between two
-/// rankings is larger than the source-to-source noise. None without any source; the
-/// standard error is 0 with one source.
+/// rankings is larger than the source-to-source noise. None with fewer than two sources,
+/// which give no standard error.
 pub fn paired_ndcg_difference(
     a: &[Vec<u32>],
     b: &[Vec<u32>],
@@ -197,21 +197,18 @@ pub fn paired_ndcg_difference(
         .filter(|&s| !truth[s].is_empty())
         .map(|s| ndcg(&a[s], &truth[s], k) - ndcg(&b[s], &truth[s], k))
         .collect();
+    // One source has no standard error; a difference without one must not pass for sure.
     let n = differences.len();
-    if n == 0 {
+    if n < 2 {
         return None;
     }
     let mean = differences.iter().sum::<f64>() / n as f64;
-    let se = if n > 1 {
-        let variance = differences
-            .iter()
-            .map(|d| (d - mean) * (d - mean))
-            .sum::<f64>()
-            / (n - 1) as f64;
-        (variance / n as f64).sqrt()
-    } else {
-        0.0
-    };
+    let variance = differences
+        .iter()
+        .map(|d| (d - mean) * (d - mean))
+        .sum::<f64>()
+        / (n - 1) as f64;
+    let se = (variance / n as f64).sqrt();
     Some((mean + 0.0, se, n as u64))
 }
 
@@ -234,6 +231,7 @@ mod tests {
         assert!(close(mean, 0.5) && close(se, 0.5), "{mean} {se}");
         assert_eq!(n, 2);
         assert!(paired_ndcg_difference(&a, &b, &[vec![], vec![], vec![]], 10).is_none());
+        assert!(paired_ndcg_difference(&a, &b, &[vec![1], vec![], vec![]], 10).is_none());
     }
 
     #[test]

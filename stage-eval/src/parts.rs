@@ -87,12 +87,12 @@ impl Part {
     /// What is left out, in the report's words.
     pub fn description(&self) -> String {
         match self {
-            Part::Linear => "the linear model (ALS) inside each objective's max".into(),
+            Part::Linear => "the linear model (ALS) in each objective's similarity s_k".into(),
             Part::Nonlinear => {
-                "the non-linear model (two-tower) inside each objective's max".into()
+                "the non-linear model (two-tower) in each objective's similarity s_k".into()
             }
             Part::LearnedWeights => "the learned weights w_k (manual weights a_k alone)".into(),
-            Part::NegativeObjectives => "the objectives with a negative weight (dislike)".into(),
+            Part::NegativeObjectives => "the objectives with a negative weight".into(),
             Part::Covisitation => "the co-visitation term".into(),
             Part::OtherObjectives { name, .. } => {
                 format!("every objective but `{name}`, the best component's")
@@ -119,8 +119,10 @@ impl Part {
         })
     }
 
-    /// `full` without this part, or None when `full` does not have it (no objective with a
-    /// negative factor, or a co-visitation weight of 0).
+    /// `full` without this part, or None when leaving it out cannot change `full` or would
+    /// leave nothing: learned weights equal on every objective with a non-zero manual
+    /// weight (they only rescale the score), no objective with a negative factor or none
+    /// with a positive one, a co-visitation factor of 0.
     pub fn inputs(
         &self,
         manual: &[f64],
@@ -135,23 +137,29 @@ impl Part {
         match self {
             Part::Linear => Some(full(Models::NonlinearOnly)),
             Part::Nonlinear => Some(full(Models::LinearOnly)),
-            Part::LearnedWeights => Some(MergeInputs {
-                factors: manual.to_vec(),
-                ..full(Models::Both)
-            }),
+            Part::LearnedWeights => {
+                learned_weights_matter(manual, full_factors).then(|| MergeInputs {
+                    factors: manual.to_vec(),
+                    ..full(Models::Both)
+                })
+            }
             Part::NegativeObjectives => {
-                full_factors.iter().any(|&f| f < 0.0).then(|| MergeInputs {
+                let negative = full_factors.iter().any(|&f| f < 0.0);
+                let positive = full_factors.iter().any(|&f| f > 0.0);
+                (negative && positive).then(|| MergeInputs {
                     factors: full_factors.iter().map(|&f| f.max(0.0)).collect(),
                     ..full(Models::Both)
                 })
             }
-            Part::Covisitation => (settings.covisitation_weight > 0.0).then(|| MergeInputs {
-                settings: ScoreSettings {
-                    covisitation_weight: 0.0,
-                    ..*settings
-                },
-                ..full(Models::Both)
-            }),
+            Part::Covisitation => {
+                (settings.covisitation_factor(full_factors) > 0.0).then(|| MergeInputs {
+                    settings: ScoreSettings {
+                        covisitation_weight: 0.0,
+                        ..*settings
+                    },
+                    ..full(Models::Both)
+                })
+            }
             Part::OtherObjectives { kept, .. } => Some(MergeInputs {
                 factors: (0..full_factors.len())
                     .map(|k| if k == *kept { full_factors[k] } else { 0.0 })
@@ -159,6 +167,20 @@ impl Part {
                 ..full(Models::Both)
             }),
         }
+    }
+}
+
+/// Whether the learned weights w_k = f_k / a_k differ between objectives with a non-zero
+/// manual weight a_k; when they do not, they only rescale the score.
+pub fn learned_weights_matter(manual: &[f64], full_factors: &[f64]) -> bool {
+    let mut learned = manual
+        .iter()
+        .zip(full_factors)
+        .filter(|(&a, _)| a != 0.0)
+        .map(|(&a, &f)| f / a);
+    match learned.next() {
+        Some(first) => learned.any(|w| (w - first).abs() > 1e-12 * first.abs().max(1.0)),
+        None => false,
     }
 }
 
@@ -206,6 +228,28 @@ mod tests {
             .inputs(&[1.0], &[1.0], &s)
             .is_none());
         assert!(Part::Nonlinear.inputs(&[1.0], &[1.0], &s).is_some());
+        // A co-visitation weight without a positive objective is a factor of 0.
+        assert!(Part::Covisitation
+            .inputs(&[-1.0], &[-1.0], &settings(1.0))
+            .is_none());
+        // Only negative objectives: leaving them out would leave a score of 0.
+        assert!(Part::NegativeObjectives
+            .inputs(&[-1.0], &[-2.0], &s)
+            .is_none());
+    }
+
+    #[test]
+    fn learned_weights_that_only_rescale_have_no_variant() {
+        let s = settings(1.0);
+        // One objective, or equal w_k (a fallback): the ranking cannot change.
+        assert!(Part::LearnedWeights.inputs(&[0.5], &[1.0], &s).is_none());
+        assert!(Part::LearnedWeights
+            .inputs(&[0.5, -1.0, 0.0], &[1.0, -2.0, 0.0], &s)
+            .is_none());
+        assert!(Part::LearnedWeights
+            .inputs(&[0.5, -1.0], &[1.0, -1.0], &s)
+            .is_some());
+        assert!(!learned_weights_matter(&[0.0, 0.0], &[0.0, 0.0]));
     }
 
     #[test]

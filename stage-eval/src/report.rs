@@ -104,6 +104,8 @@ pub struct Context {
     pub comparison_valid_choice: Option<Comparison>,
     /// `full` without each part of its formula, against `full` (`parts`).
     pub part_effects: Vec<PartEffect>,
+    /// The learned weights only rescale the score (`parts::learned_weights_matter`).
+    pub learned_weights_inert: bool,
     /// (disliked rows in the evaluated split, those on videos without any train row).
     pub dislikes: (u64, u64),
     /// Plot files written next to the report, or why none were.
@@ -602,18 +604,13 @@ fn part_section(md: &mut String, rows: &[MetricRow], c: &Context, k: usize) {
         ),
     };
     let _ = writeln!(md, "\n{line}");
-    if let Some(weights) = c
-        .part_effects
-        .iter()
-        .find(|e| e.part == Part::LearnedWeights)
-    {
-        if weights.difference == 0.0 && weights.standard_error == 0.0 {
-            let _ = writeln!(
-                md,
-                "\nThe learned weights change nothing here: every w_k is 1 (weights.parquet \
-                 says why the retention regression fell back)."
-            );
-        }
+    if c.learned_weights_inert {
+        let _ = writeln!(
+            md,
+            "\nThe learned weights cannot change the ranking here: they are equal on every \
+             objective with a non-zero manual weight, so they only rescale the score (all 1 \
+             when the retention regression fell back; weights.parquet says whether it did)."
+        );
     }
 }
 
@@ -750,6 +747,7 @@ mod tests {
             }),
             comparison_valid_choice: None,
             part_effects,
+            learned_weights_inert: false,
             dislikes: (0, 0),
             plots: Ok(vec![]),
             valid: None,
@@ -779,21 +777,24 @@ mod tests {
                 effect(Part::Linear, 0.010, 0.002),
                 // Larger, but within two standard errors: not named.
                 effect(Part::Covisitation, 0.015, 0.010),
-                effect(Part::LearnedWeights, 0.0, 0.0),
             ],
             -0.017,
         );
+        let c = Context {
+            learned_weights_inert: true,
+            ..c
+        };
         let md = markdown(&rows, &c);
         assert!(
-            md.contains("| the linear model (ALS) inside each objective's max | full_without_linear | 0.5100 | +0.0100 ± 0.0020 |"),
+            md.contains("| the linear model (ALS) in each objective's similarity s_k | full_without_linear | 0.5100 | +0.0100 ± 0.0020 |"),
             "{md}"
         );
         assert!(
-            md.contains("Leaving out the linear model (ALS) inside each objective's max raises NDCG@20 the most (+0.0100 ± 0.0020)")
+            md.contains("Leaving out the linear model (ALS) in each objective's similarity s_k raises NDCG@20 the most (+0.0100 ± 0.0020)")
                 && md.contains("`full` trails `twotower_mean` by 0.0170; `full_without_linear` scores 0.5100 against its 0.5170."),
             "{md}"
         );
-        assert!(md.contains("every w_k is 1"), "{md}");
+        assert!(md.contains("cannot change the ranking here"), "{md}");
     }
 
     #[test]
@@ -809,7 +810,7 @@ mod tests {
         let md = markdown(&rows, &c);
         assert!(md.contains("No part's removal raises NDCG@20"), "{md}");
         assert!(!md.contains("trails"), "{md}");
-        assert!(!md.contains("every w_k is 1"), "{md}");
+        assert!(!md.contains("cannot change the ranking here"), "{md}");
     }
 
     #[test]
