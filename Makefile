@@ -12,8 +12,9 @@
 DATA     ?= synthetic
 CONFIG   ?= data/$(DATA).toml
 OUT      ?= data/$(DATA)
-# RAW is remembered from the last run of this DATA, so `make als DATA=kuairand` needs no RAW.
-RAW      ?= $(shell sed -n 's/^RAW=//p' data/$(DATA)/config/source.txt 2>/dev/null)
+# RAW is remembered from the last run into this OUT folder (data/$(DATA) by default), so
+# `make als DATA=kuairand` needs no RAW.
+RAW      ?= $(shell sed -n 's/^RAW=//p' $(OUT)/config/source.txt 2>/dev/null)
 ROWS     ?=
 SEED     ?= 42
 THREADS  ?= 0

@@ -95,7 +95,7 @@ impl Part {
             Part::NegativeObjectives => "the objectives with a negative weight".into(),
             Part::Covisitation => "the co-visitation term".into(),
             Part::OtherObjectives { name, .. } => {
-                format!("every objective but `{name}`, the best component's")
+                format!("the objectives other than `{name}` (the best component's objective)")
             }
         }
     }

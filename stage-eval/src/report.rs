@@ -581,11 +581,12 @@ fn part_section(md: &mut String, rows: &[MetricRow], c: &Context, k: usize) {
                     let variant = effect.part.ranking();
                     let variant = variant.as_str();
                     Some(format!(
-                        " `full` trails `{}` by {:.4}; `{variant}` scores {:.4} against its \
-                         {:.4}.",
+                        " `full` trails `{}` by {:.4}; `{variant}` scores {:.4} against \
+                         `{}`'s {:.4}.",
                         cmp.best,
                         -cmp.difference,
                         ndcg(variant)?,
+                        cmp.best,
                         ndcg(&cmp.best)?
                     ))
                 })
@@ -791,7 +792,7 @@ mod tests {
         );
         assert!(
             md.contains("Leaving out the linear model (ALS) in each objective's similarity s_k raises NDCG@20 the most (+0.0100 ± 0.0020)")
-                && md.contains("`full` trails `twotower_mean` by 0.0170; `full_without_linear` scores 0.5100 against its 0.5170."),
+                && md.contains("`full` trails `twotower_mean` by 0.0170; `full_without_linear` scores 0.5100 against `twotower_mean`'s 0.5170."),
             "{md}"
         );
         assert!(md.contains("cannot change the ranking here"), "{md}");
