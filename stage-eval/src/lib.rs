@@ -234,15 +234,13 @@ pub fn run(config: &Config) -> Result<Summary> {
         }
     }
     // `full` without each part of its formula (merged_manual is the one without w_k).
-    let mut parts: Vec<Part> = Part::ALL
-        .into_iter()
-        .filter(|part| part.inputs(&manual, &full_factors, &config.score).is_some())
-        .collect();
-    for part in &parts {
+    let mut parts: Vec<Part> = Vec::new();
+    for part in Part::ALL {
         if let Some(inputs) = part.inputs(&manual, &full_factors, &config.score) {
             if !merges.iter().any(|(name, _)| *name == part.ranking()) {
                 merges.push((part.ranking(), inputs));
             }
+            parts.push(part);
         }
     }
     let merged = |inputs: &MergeInputs| {
@@ -341,8 +339,10 @@ pub fn run(config: &Config) -> Result<Summary> {
     let k = report::headline_k(ks);
     let names: Vec<String> = ranked.iter().map(|r| r.name.clone()).collect();
     let objective_names: Vec<String> = config.objectives.iter().map(|o| o.name.clone()).collect();
-    if let Some(part) = report::best_component(&rows, &names, k)
-        .and_then(|best| Part::other_objectives_of(&best, &objective_names, &full_factors))
+    let best = report::best_component(&rows, &names, k);
+    if let Some(part) = best
+        .as_deref()
+        .and_then(|best| Part::other_objectives_of(best, &objective_names, &full_factors))
     {
         if let Some(inputs) = part.inputs(&manual, &full_factors, &config.score) {
             let ranking = Ranking {
@@ -369,7 +369,7 @@ pub fn run(config: &Config) -> Result<Summary> {
             n_sources,
         })
     };
-    let comparison = report::best_component(&rows, &names, k).and_then(compare_with);
+    let comparison = best.and_then(compare_with);
     // What each part adds: `full` without it against `full`, source by source.
     let part_effects: Vec<report::PartEffect> = parts
         .iter()
