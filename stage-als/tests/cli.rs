@@ -618,20 +618,26 @@ fn each_repeated_rating_in_implicit_mode_fails_before_any_data_is_read() {
     assert!(output.stdout.is_empty());
 }
 
-#[test]
-fn implicit_diagonal_clicks_score_each_audience_on_its_own_video_only() {
-    // User i clicked only video i: video 0's audience (user 0) prefers video 0 and nothing
-    // else, so 0 -> 0 scores near the preference 1 and every other pair near 0.
-    let (_tmp, config, dir) = diagonal_dataset("regularization = 0.1");
+/// The linear scores of the diagonal dataset's candidates (0,0), (0,1), (0,2), (1,2), (2,0)
+/// under the given `[als]` lines; the temporary folder is kept alive by the caller.
+fn diagonal_linear_scores(als: &str) -> (tempfile::TempDir, PathBuf, Vec<f32>) {
+    let (tmp, config, dir) = diagonal_dataset(als);
     let output = run_stage(&config, &dir, "click", &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let scores = read_batch(&dir.join("als_click.parquet"));
-    let linear: Vec<f32> = scores
+    let linear = scores
         .column(4)
         .as_primitive::<Float32Type>()
         .values()
         .to_vec();
-    // Candidates (0,0), (0,1), (0,2), (1,2), (2,0).
+    (tmp, dir, linear)
+}
+
+#[test]
+fn implicit_diagonal_clicks_score_each_audience_on_its_own_video_only() {
+    // User i clicked only video i: video 0's audience (user 0) prefers video 0 and nothing
+    // else, so 0 -> 0 scores near the preference 1 and every other pair near 0.
+    let (_tmp, _, linear) = diagonal_linear_scores("regularization = 0.1");
     assert!(linear[0] > 0.8 && linear[0] < 1.05, "{linear:?}");
     for s in &linear[1..] {
         assert!(s.abs() < 0.05, "{linear:?}");
@@ -640,16 +646,8 @@ fn implicit_diagonal_clicks_score_each_audience_on_its_own_video_only() {
 
 #[test]
 fn implicit_diagonal_clicks_give_orthogonal_video_factors() {
-    let (_tmp, config, dir) = diagonal_dataset("regularization = 0.1\nsimilarity = \"cosine\"");
-    let output = run_stage(&config, &dir, "click", &[]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let scores = read_batch(&dir.join("als_click.parquet"));
-    let linear: Vec<f32> = scores
-        .column(4)
-        .as_primitive::<Float32Type>()
-        .values()
-        .to_vec();
-    // Candidates (0,0), (0,1), (0,2), (1,2), (2,0).
+    let (_tmp, dir, linear) =
+        diagonal_linear_scores("regularization = 0.1\nsimilarity = \"cosine\"");
     assert!((linear[0] - 1.0).abs() < 1e-5, "{linear:?}");
     for s in &linear[1..] {
         assert!(s.abs() < 0.05, "{linear:?}");
